@@ -85,10 +85,8 @@ class Event:
     @property
     def redacts(self) -> str | None:
         """The event a redaction targets: in content from v11, top level before."""
-        if self.room_version.redacts_in_content:
-            r = self.content.get("redacts")
-        else:
-            r = self._pdu.get("redacts")
+        source = self.content if self.room_version.redacts_in_content else self._pdu
+        r = source.get("redacts")
         return r if isinstance(r, str) else None
 
     @property

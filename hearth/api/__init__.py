@@ -1,0 +1,1 @@
+"""HTTP only: parse and validate requests, call a service, shape the response."""

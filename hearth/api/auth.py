@@ -1,0 +1,30 @@
+"""Who is calling: the access token on a client request, checked once."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hearth.api.keys import HS
+from hearth.errors import forbidden
+from hearth.users.sessions import Requester, require_token_value
+
+_REQUESTER = "hearth.requester"
+
+
+async def get_requester(request: web.Request) -> Requester:
+    """The authenticated requester, or M_MISSING_TOKEN / M_UNKNOWN_TOKEN."""
+    cached = request.get(_REQUESTER)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    token = require_token_value(request.headers.get("Authorization"), request.query.get("access_token"))
+    requester = await request.config_dict[HS].sessions.authenticate(token)
+    request[_REQUESTER] = requester
+    return requester
+
+
+async def require_admin(request: web.Request) -> Requester:
+    requester = await get_requester(request)
+    account = await request.config_dict[HS].users.get(requester.user_id)
+    if account is None or not account.is_admin:
+        raise forbidden("You are not a server admin")
+    return requester

@@ -1,0 +1,28 @@
+"""The Client-Server API under /_matrix/client, one module per endpoint family."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hearth.api.client import (
+    account,
+    account_data,
+    capabilities,
+    devices,
+    filters,
+    login,
+    profile,
+    register,
+    thirdparty,
+    versions,
+)
+
+_MODULES = (versions, capabilities, register, login, account, devices, profile, account_data,
+            filters, thirdparty)
+
+
+def build_client_app() -> web.Application:
+    app = web.Application()
+    for module in _MODULES:
+        app.router.add_routes(module.routes)
+    return app

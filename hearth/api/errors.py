@@ -1,0 +1,129 @@
+"""Request parsing helpers and the middleware that makes every error a Matrix error.
+
+Validation of request bodies is parsing into a pydantic model
+(`parse_body(request, Model)`): a failure becomes `M_NOT_JSON`, `M_BAD_JSON`
+(naming the field), `M_MISSING_PARAM` or `M_INVALID_PARAM`, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from hearth.errors import MatrixError, bad_json, invalid_param, missing_param
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response without aiohttp's per-call dumps indirection."""
+    return web.Response(
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        status=status,
+        headers={**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS,
+    )
+
+
+def error_response(err: MatrixError) -> web.Response:
+    return json_response(err.to_json(), status=err.status, headers=err.headers or None)
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or the spec's error for why it is not one."""
+    body = await request.read()
+    if not body.strip():
+        raise MatrixError(400, "M_NOT_JSON", "Request body is empty; expected a JSON object")
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise MatrixError(400, "M_NOT_JSON", "Content not JSON") from e
+    if not isinstance(data, dict):
+        raise MatrixError(400, "M_BAD_JSON", "Request body must be a JSON object")
+    return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    return validate(await read_json_object(request), model)
+
+
+def validate(data: dict[str, Any], model: type[M]) -> M:
+    """Parse `data` into `model`, mapping the first problem to a Matrix error."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise _error_from_validation(e) from e
+
+
+def _error_from_validation(e: ValidationError) -> MatrixError:
+    first = e.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "body"
+    if first["type"] == "missing":
+        return missing_param(f"Missing parameter: {field}")
+    if first["type"] in ("value_error", "assertion_error"):
+        msg = str(first.get("ctx", {}).get("error", first["msg"]))
+        return invalid_param(f"Invalid value for {field}: {msg}")
+    return bad_json(f"Invalid type for {field}: {first['msg']}")
+
+
+def parse_int(request: web.Request, name: str, *, default: int | None = None,
+              minimum: int | None = None, maximum: int | None = None) -> int | None:
+    """An integer query parameter; out-of-range values are clamped to `maximum`."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid_param(f"Query parameter {name} must be an integer") from None
+    if minimum is not None and value < minimum:
+        raise invalid_param(f"Query parameter {name} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        value = maximum
+    return value
+
+
+def parse_bool(request: web.Request, name: str, *, default: bool = False) -> bool:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if raw in ("true", "1"):
+        return True
+    if raw in ("false", "0"):
+        return False
+    raise invalid_param(f"Query parameter {name} must be true or false")
+
+
+@web.middleware
+async def matrix_errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as a Matrix error body; bugs become a logged 500 M_UNKNOWN."""
+    try:
+        return await handler(request)
+    except MatrixError as e:
+        return error_response(e)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(MatrixError(413, "M_TOO_LARGE", "Request body too large"))
+    except web.HTTPMethodNotAllowed:
+        return error_response(MatrixError(405, "M_UNRECOGNIZED", "Unrecognized request method"))
+    except web.HTTPNotFound:
+        return error_response(MatrixError(404, "M_UNRECOGNIZED", "Unrecognized request"))
+    except web.HTTPException as e:
+        if e.status >= 400:
+            return error_response(MatrixError(e.status, "M_UNKNOWN", e.reason or "Error"))
+        raise
+    except Exception:
+        log.exception("Unhandled error on %s %s", request.method, request.rel_url.path)
+        return error_response(MatrixError(500, "M_UNKNOWN", "Internal server error"))

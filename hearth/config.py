@@ -1,0 +1,208 @@
+"""Server configuration: a YAML file parsed into typed, validated settings.
+
+One `HearthConfig` object is read at start-up and handed to `build_app`; nothing
+reads the file or environment anywhere else. Keys follow Synapse's names where
+admins already know them (`server_name`, `enable_registration`,
+`registration_shared_secret`, `listeners`), so an admin's habits carry over.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Resource = Literal["client", "federation", "media", "metrics", "admin"]
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TLSConfig(_Model):
+    certificate_path: Path
+    private_key_path: Path
+
+
+class ListenerConfig(_Model):
+    bind_address: str = "127.0.0.1"
+    port: int = Field(8008, ge=0, le=65535)
+    tls: TLSConfig | None = None
+    resources: list[Resource] = Field(default_factory=lambda: ["client", "federation", "media", "admin"])
+
+
+class DatabaseConfig(_Model):
+    # sqlite:///path/to/file.db or postgresql://user:pass@host:port/db
+    url: str
+    pool_size: int = Field(10, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("database url must start with sqlite:// or postgresql://")
+        return url
+
+
+class Argon2Config(_Model):
+    """argon2id cost. The defaults follow OWASP's guidance; tests lower them."""
+
+    time_cost: int = Field(2, ge=1)
+    memory_cost_kib: int = Field(19456, ge=8)
+    parallelism: int = Field(1, ge=1)
+
+
+class RateLimit(_Model):
+    """A token bucket: `per_second` refill rate and `burst` capacity."""
+
+    per_second: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
+class RateLimitsConfig(_Model):
+    enabled: bool = True
+    login_per_address: RateLimit = RateLimit(per_second=0.2, burst=5)
+    login_per_account: RateLimit = RateLimit(per_second=0.05, burst=5)
+    failed_login_per_account: RateLimit = RateLimit(per_second=0.05, burst=5)
+    registration_per_address: RateLimit = RateLimit(per_second=0.2, burst=5)
+
+
+class LoggingConfig(_Model):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["plain", "json"] = "plain"
+
+
+class HearthConfig(_Model):
+    server_name: str
+    # Where clients reach us; advertised in /.well-known/matrix/client.
+    public_baseurl: str | None = None
+    signing_key_path: Path
+    data_dir: Path
+    media_store_path: Path | None = None
+    database: DatabaseConfig
+    listeners: list[ListenerConfig] = Field(default_factory=lambda: [ListenerConfig()])
+    # Served at /.well-known/matrix/server when set, e.g. "matrix.example.org:443".
+    serve_server_wellknown: str | None = None
+
+    enable_registration: bool = False
+    registration_requires_token: bool = False
+    registration_shared_secret: str | None = None
+    # Localparts nobody may register (M_EXCLUSIVE), e.g. for bridges or staff.
+    reserved_usernames: list[str] = Field(default_factory=list)
+
+    argon2: Argon2Config = Argon2Config()
+    rate_limits: RateLimitsConfig = RateLimitsConfig()
+    # Lifetime of access tokens issued with a refresh token; None = no refresh tokens.
+    refreshable_access_token_lifetime_ms: int = Field(5 * 60 * 1000, ge=1000)
+    uia_session_timeout_ms: int = Field(15 * 60 * 1000, ge=1000)
+    max_request_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_upload_size_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    logging: LoggingConfig = LoggingConfig()
+
+    @property
+    def client_base_url(self) -> str:
+        if self.public_baseurl:
+            return self.public_baseurl.rstrip("/") + "/"
+        first = self.listeners[0] if self.listeners else ListenerConfig()
+        scheme = "https" if first.tls else "http"
+        return f"{scheme}://{first.bind_address}:{first.port}/"
+
+
+def load_config(path: Path) -> HearthConfig:
+    """Read and validate a config file; relative paths are taken from its folder."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    base = path.parent.resolve()
+    for key in ("signing_key_path", "data_dir", "media_store_path"):
+        if isinstance(raw.get(key), str) and not Path(raw[key]).is_absolute():
+            raw[key] = str(base / raw[key])
+    db = raw.get("database")
+    if isinstance(db, dict) and isinstance(db.get("url"), str):
+        db["url"] = _absolute_sqlite_url(db["url"], base)
+    try:
+        return HearthConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(f"{path}: invalid configuration:\n{e}") from e
+
+
+def _absolute_sqlite_url(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+        return prefix + str(base / url[len(prefix):])
+    return url
+
+
+def generate_config_text(
+    *,
+    server_name: str,
+    data_dir: Path,
+    listen_host: str = "127.0.0.1",
+    listen_port: int = 8008,
+    database_url: str | None = None,
+    enable_registration: bool = False,
+) -> str:
+    """A commented hearth.yaml an admin can read and edit."""
+    db_url = database_url or f"sqlite:///{(data_dir / 'hearth.db').resolve()}"
+    secret = secrets.token_urlsafe(32)
+    data = data_dir.resolve()
+    return f"""\
+# Hearth homeserver configuration.
+# Every key is documented in docs/configuration.md; unknown keys are rejected.
+
+# The domain part of your users' IDs (@alice:{server_name}). It cannot change later.
+server_name: {yaml.safe_dump(server_name).splitlines()[0]}
+
+# Where clients reach this server (advertised in /.well-known/matrix/client).
+public_baseurl: http://{listen_host}:{listen_port}/
+
+# Folder for the database (SQLite), media and keys.
+data_dir: {data}
+signing_key_path: {data / 'signing.key'}
+media_store_path: {data / 'media'}
+
+database:
+  # sqlite:///absolute/path.db (embedded) or postgresql://user:password@host:port/dbname
+  url: {db_url}
+
+# One entry per socket. resources: client, federation, media, admin, metrics.
+# Add `tls: {{certificate_path: ..., private_key_path: ...}}` to serve HTTPS.
+listeners:
+  - bind_address: {listen_host}
+    port: {listen_port}
+    resources: [client, federation, media, admin, metrics]
+
+# Anyone may create an account when true. Keep it false on a public server unless
+# you also set registration_requires_token.
+enable_registration: {'true' if enable_registration else 'false'}
+registration_requires_token: false
+
+# Lets admin tools create users through /_synapse/admin/v1/register. Keep it secret.
+registration_shared_secret: "{secret}"
+
+# Password hashing cost (argon2id).
+argon2:
+  time_cost: 2
+  memory_cost_kib: 19456
+  parallelism: 1
+
+rate_limits:
+  enabled: true
+
+logging:
+  level: INFO
+  # plain or json (one JSON object per line)
+  format: plain
+"""

@@ -1,0 +1,74 @@
+"""The homeserver's parts, built once in dependency order.
+
+`Homeserver.start(config)` is the composition root for everything that is not
+HTTP: database, stores, then services, each receiving what it needs in its
+constructor. The HTTP apps (`hearth.app.build_app`) are built on top of it, one
+per listener, all sharing the same services.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from signedjson.types import SigningKey
+
+from hearth.clock import Clock, IdGenerator, SystemClock
+from hearth.config import HearthConfig
+from hearth.metrics import Metrics
+from hearth.ratelimit import Ratelimiters
+from hearth.signing_key import load_signing_key
+from hearth.storage.db import Database
+from hearth.storage.devices import DevicesStore
+from hearth.storage.users import UsersStore
+from hearth.users.accounts import AccountService
+from hearth.users.passwords import PasswordHasher
+from hearth.users.sessions import SessionService
+
+
+@dataclass
+class Homeserver:
+    config: HearthConfig
+    db: Database
+    clock: Clock
+    ids: IdGenerator
+    metrics: Metrics
+    signing_key: SigningKey
+    ratelimiters: Ratelimiters
+    passwords: PasswordHasher
+    users: UsersStore
+    devices: DevicesStore
+    sessions: SessionService
+    accounts: AccountService
+
+    @classmethod
+    async def start(cls, config: HearthConfig, *, clock: Clock | None = None) -> Homeserver:
+        clock = clock or SystemClock()
+        ids = IdGenerator()
+        db = Database.from_url(config.database.url, pool_size=config.database.pool_size)
+        devices = DevicesStore(db)
+        users = UsersStore(db)
+        passwords = PasswordHasher(config.argon2)
+        return cls(
+            config=config,
+            db=db,
+            clock=clock,
+            ids=ids,
+            metrics=Metrics(),
+            signing_key=load_signing_key(config.signing_key_path),
+            ratelimiters=Ratelimiters(config.rate_limits, clock),
+            passwords=passwords,
+            users=users,
+            devices=devices,
+            sessions=SessionService(
+                db=db, devices=devices, clock=clock, ids=ids,
+                refreshable_lifetime_ms=config.refreshable_access_token_lifetime_ms,
+            ),
+            accounts=AccountService(
+                server_name=config.server_name, users=users, passwords=passwords, clock=clock,
+                reserved_usernames=config.reserved_usernames,
+            ),
+        )
+
+    async def close(self) -> None:
+        await self.passwords.close()
+        await self.db.close()

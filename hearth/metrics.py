@@ -1,0 +1,39 @@
+"""Prometheus metrics, in a registry owned by one app (no process globals).
+
+Requests and latency per endpoint, the database pool, and process memory, for
+the `metrics` listener resource.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.process_collector import ProcessCollector
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.requests = Counter(
+            "hearth_http_requests", "HTTP requests served", ["method", "endpoint", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "hearth_http_request_seconds", "Time to produce a response", ["method", "endpoint"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.db_pool_checked_out = Gauge(
+            "hearth_db_pool_connections_in_use", "Database connections checked out",
+            registry=self.registry,
+        )
+        self.db_pool_size = Gauge(
+            "hearth_db_pool_size", "Database connections held by the pool", registry=self.registry,
+        )
+
+    def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, endpoint, str(status)).inc()
+        self.latency.labels(method, endpoint).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

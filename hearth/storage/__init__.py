@@ -1,0 +1,1 @@
+"""The database: engine setup, schema, migrations and one store per service."""

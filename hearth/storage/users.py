@@ -1,0 +1,76 @@
+"""Accounts and profiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from hearth.storage.db import Database
+from hearth.storage.tables import profiles, users
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    user_id: str
+    password_hash: str | None
+    created_ts: int
+    is_admin: bool
+    deactivated: bool
+
+
+class UserExists(Exception):
+    pass
+
+
+class UsersStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, user_id: str, password_hash: str | None, *, created_ts: int,
+                     is_admin: bool = False, displayname: str | None = None) -> None:
+        """Create the account and its profile; raises UserExists on a taken ID."""
+        try:
+            async with self._db.write() as conn:
+                await conn.execute(insert(users).values(
+                    user_id=user_id, password_hash=password_hash, created_ts=created_ts,
+                    is_admin=is_admin, is_guest=False, deactivated=False,
+                ))
+                await conn.execute(insert(profiles).values(user_id=user_id, displayname=displayname))
+        except IntegrityError as e:
+            raise UserExists(user_id) from e
+
+    async def get(self, user_id: str) -> Account | None:
+        async with self._db.read() as conn:
+            row = (await conn.execute(
+                select(users.c.user_id, users.c.password_hash, users.c.created_ts,
+                       users.c.is_admin, users.c.deactivated).where(users.c.user_id == user_id)
+            )).first()
+        return Account(*row) if row else None
+
+    async def find_case_insensitive(self, user_id: str) -> list[str]:
+        """IDs equal to `user_id` ignoring case: logins accept any capitalisation."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(users.c.user_id).where(func.lower(users.c.user_id) == user_id.lower())
+            )
+            return [r[0] for r in rows]
+
+    async def exists(self, user_id: str) -> bool:
+        async with self._db.read() as conn:
+            row = (await conn.execute(select(users.c.user_id).where(users.c.user_id == user_id))).first()
+        return row is not None
+
+    async def set_password_hash(self, user_id: str, password_hash: str | None) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(update(users).where(users.c.user_id == user_id)
+                               .values(password_hash=password_hash))
+
+    async def set_admin(self, user_id: str, is_admin: bool) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(update(users).where(users.c.user_id == user_id).values(is_admin=is_admin))
+
+    async def count(self) -> int:
+        async with self._db.read() as conn:
+            return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())

@@ -1,0 +1,1 @@
+"""Accounts, passwords, tokens, devices, profiles and account data."""
