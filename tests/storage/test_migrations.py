@@ -1,0 +1,32 @@
+"""The Alembic revisions build exactly the schema that `tables.py` describes."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection
+
+from hearth.storage.db import Database
+from hearth.storage.migrations import upgrade_database
+from hearth.storage.tables import metadata
+
+
+def _diff(sync_conn: Connection) -> list[object]:
+    ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+    return list(compare_metadata(ctx, metadata))
+
+
+async def test_migrated_schema_matches_tables(database_url: str) -> None:
+    db = Database.unpooled(database_url)
+    try:
+        async with db.engine.connect() as conn:
+            diff = await conn.run_sync(_diff)
+    finally:
+        await db.close()
+    assert diff == []
+
+
+async def test_upgrade_is_idempotent(database_url: str) -> None:
+    # The fixture database is already at head; upgrading again changes nothing.
+    await upgrade_database(database_url)
+    await upgrade_database(database_url)
