@@ -39,3 +39,7 @@ class SignatureError(CoreError):
 
 class HashMismatch(CoreError):
     """An event's content hash does not match its content (so it must be redacted)."""
+
+
+class EventTooLarge(InvalidPDU):
+    """A PDU over 65536 bytes of canonical JSON (api/ maps this to M_TOO_LARGE)."""

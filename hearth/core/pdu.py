@@ -1,0 +1,262 @@
+"""Strict PDU parsing and validation, and building locally created events.
+
+Design notes
+------------
+`parse_pdu` is step 1 of the "checks performed on receipt of a PDU": is this a
+valid event for its room version? It turns untrusted input (the bytes of a
+request body, or one PDU dict out of a parsed transaction) into an `Event`, or
+raises `InvalidPDU` with a reason; never any other exception, so the federation
+layer can drop a bad PDU without a blanket ``except``. Signatures, the content
+hash and auth rules are later steps (`crypto.verify_event_signatures`,
+`crypto.check_content_hash`, the auth module).
+
+What is checked, from the PDU schemas (data/api/server-server/definitions/
+pdu_v1/v3/v4/v6/v11/v12.yaml) and the size limits of the client-server spec:
+
+- JSON: UTF-8, no duplicate keys, no NaN/Infinity; from v6 no floats and
+  integers within +-(2**53-1) (`canonical_json`). Dict input gets the same value
+  checks via `check_json_value`.
+- required keys and their types: ``type``, ``sender``, ``content``,
+  ``origin_server_ts``, ``depth``, ``hashes`` (with a string ``sha256``),
+  ``signatures`` (server -> key ID -> string), ``prev_events``, ``auth_events``;
+  ``room_id`` except on a v12 ``m.room.create``; ``event_id`` in v1/v2;
+  ``state_key``, ``unsigned`` and (before v11) ``redacts`` typed when present.
+  Booleans never pass as integers.
+- identifiers: ``sender`` is a user ID in the historical grammar; ``room_id``,
+  ``event_id`` and every referenced event ID use the room version's form.
+- shapes: v1/v2 references are ``[event_id, {"sha256": hash}]`` pairs, v3+ plain
+  IDs; at most 20 ``prev_events`` and 10 ``auth_events``; ``0 <= depth <=``
+  2**63-1 (2**53-1 from v6).
+- sizes: ``sender``, ``room_id``, ``event_id``, ``type`` and ``state_key`` at
+  most 255 bytes; the whole PDU, as canonical JSON with signatures, at most
+  65536 bytes (`EventTooLarge`).
+
+A ``room_id`` on a v12 create event is *not* a format error: auth rule 1.2
+rejects it, which keeps "dropped" and "rejected" distinct as the spec has them.
+An ``event_id`` key on a v3+ PDU is tolerated (the schema allows extra keys);
+it is covered by the hashes like any other key and the real ID is computed.
+
+For strict room versions the canonical encoding is never longer than the wire
+bytes (no floats, no whitespace, no exponent forms), so a body of at most 64 KiB
+skips the extra encode for the size check.
+
+`build_event` is the room server's one way to mint an event: it validates the
+fields, adds the content hash, signs, and reuses the signed bytes for the
+reference hash, so an event costs two canonical encodes and one signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from signedjson.types import SigningKey
+from unpaddedbase64 import encode_base64
+
+from hearth.core.canonical_json import (
+    MAX_SAFE_INTEGER,
+    check_json_value,
+    encode_canonical_json,
+    parse_json,
+)
+from hearth.core.crypto import (
+    compute_event_id,
+    event_id_from_reference_hash,
+    key_id_of,
+    redacted_signing_bytes,
+)
+from hearth.core.errors import CoreError, EventTooLarge, InvalidIdentifier, InvalidPDU
+from hearth.core.events import Event
+from hearth.core.ids import MAX_ID_BYTES, parse_event_id, parse_room_id, parse_user_id
+from hearth.core.room_versions import EventFormat, RoomVersion
+
+MAX_PDU_BYTES = 65536
+MAX_PREV_EVENTS = 20
+MAX_AUTH_EVENTS = 10
+MAX_DEPTH_V1 = 2**63 - 1
+MAX_DEPTH_V6 = MAX_SAFE_INTEGER
+
+_OPAQUE_ALPHABET = string.ascii_letters + string.digits
+
+
+def parse_pdu(raw: bytes | bytearray | memoryview | Mapping[str, Any], room_version: RoomVersion) -> Event:
+    """Validate a PDU for ``room_version`` and wrap it with its computed event ID.
+
+    A dict is taken over as the event's PDU (not copied): do not mutate it later.
+    Raises `InvalidPDU` (or its subclass `EventTooLarge`) and nothing else.
+    """
+    strict = room_version.strict_canonical_json
+    try:
+        if isinstance(raw, bytes | bytearray | memoryview):
+            pdu = parse_json(raw, strict=strict)
+            size_checked = strict and len(raw) <= MAX_PDU_BYTES
+        elif isinstance(raw, Mapping):
+            pdu = raw if isinstance(raw, dict) else dict(raw)
+            check_json_value(pdu, strict=strict)
+            size_checked = False
+        else:
+            raise InvalidPDU(f"a PDU must be bytes or a dict, not {type(raw).__name__}")
+        if not isinstance(pdu, dict):
+            raise InvalidPDU("a PDU must be a JSON object")
+        check_pdu_format(pdu, room_version)
+        if not size_checked:
+            size = len(encode_canonical_json(pdu))
+            if size > MAX_PDU_BYTES:
+                raise EventTooLarge(f"PDU is {size} bytes of canonical JSON, over {MAX_PDU_BYTES}")
+        event_id = compute_event_id(pdu, room_version)
+    except InvalidPDU:
+        raise
+    except CoreError as e:
+        raise InvalidPDU(e.reason) from e
+    return Event(pdu, event_id, room_version)
+
+
+def _fail(reason: str) -> NoReturn:
+    raise InvalidPDU(reason)
+
+
+def _check_short_string(pdu: Mapping[str, Any], key: str) -> str:
+    value = pdu.get(key)
+    if not isinstance(value, str):
+        _fail(f"'{key}' must be a string")
+    if len(value) > MAX_ID_BYTES and (not value.isascii() or len(value.encode("utf-8")) > MAX_ID_BYTES):
+        _fail(f"'{key}' is longer than {MAX_ID_BYTES} bytes")
+    return value
+
+
+def _check_int(pdu: Mapping[str, Any], key: str) -> int:
+    value = pdu.get(key)
+    if type(value) is not int:
+        _fail(f"'{key}' must be an integer")
+    return value
+
+
+def _check_refs(pdu: Mapping[str, Any], key: str, limit: int, room_version: RoomVersion) -> None:
+    refs = pdu.get(key)
+    if not isinstance(refs, list):
+        _fail(f"'{key}' must be an array")
+    if len(refs) > limit:
+        _fail(f"'{key}' has {len(refs)} entries, more than {limit}")
+    v1 = room_version.event_format is EventFormat.V1
+    for ref in refs:
+        if v1:
+            if not (isinstance(ref, list) and len(ref) == 2 and isinstance(ref[1], Mapping)
+                    and isinstance(ref[1].get("sha256"), str)):
+                _fail(f"'{key}' entries must be [event_id, {{\"sha256\": hash}}] pairs")
+            ref = ref[0]
+        if not isinstance(ref, str):
+            _fail(f"'{key}' entries must be event IDs")
+        try:
+            parse_event_id(ref, room_version)
+        except InvalidIdentifier as e:
+            _fail(f"'{key}' has an invalid event ID: {e.reason}")
+
+
+def _check_crypto_fields(pdu: Mapping[str, Any]) -> None:
+    hashes = pdu.get("hashes")
+    if not isinstance(hashes, Mapping) or not isinstance(hashes.get("sha256"), str):
+        _fail("'hashes' must be an object with a string 'sha256'")
+    signatures = pdu.get("signatures")
+    if not isinstance(signatures, Mapping):
+        _fail("'signatures' must be an object")
+    for server_sigs in signatures.values():
+        if not isinstance(server_sigs, Mapping) or not all(
+            isinstance(sig, str) for sig in server_sigs.values()
+        ):
+            _fail("'signatures' must map server names to objects of strings")
+
+
+def check_pdu_format(pdu: Mapping[str, Any], room_version: RoomVersion, *, with_crypto: bool = True) -> None:
+    """Check keys, types, identifiers and shapes (not JSON values or total size).
+
+    ``with_crypto=False`` skips ``hashes`` and ``signatures``, for events about
+    to be hashed and signed. Raises `InvalidPDU`.
+    """
+    event_type = _check_short_string(pdu, "type")
+    sender = _check_short_string(pdu, "sender")
+    try:
+        parse_user_id(sender)
+    except InvalidIdentifier as e:
+        _fail(f"invalid sender: {e.reason}")
+    if "state_key" in pdu:
+        _check_short_string(pdu, "state_key")
+    if not isinstance(pdu.get("content"), Mapping):
+        _fail("'content' must be an object")
+    _check_int(pdu, "origin_server_ts")
+    depth = _check_int(pdu, "depth")
+    max_depth = MAX_DEPTH_V6 if room_version.strict_canonical_json else MAX_DEPTH_V1
+    if not 0 <= depth <= max_depth:
+        _fail(f"'depth' must be between 0 and {max_depth}")
+    if "unsigned" in pdu and not isinstance(pdu["unsigned"], Mapping):
+        _fail("'unsigned' must be an object")
+    if with_crypto:
+        _check_crypto_fields(pdu)
+
+    if "room_id" in pdu or not (room_version.room_id_from_create_event and event_type == "m.room.create"):
+        room_id = _check_short_string(pdu, "room_id")
+        # A v12 create event with a room_id is left for auth rule 1.2 to reject.
+        v12_create = room_version.room_id_from_create_event and event_type == "m.room.create"
+        form = None if v12_create else room_version
+        try:
+            parse_room_id(room_id, form)
+        except InvalidIdentifier as e:
+            _fail(f"invalid room_id: {e.reason}")
+    if room_version.event_format is EventFormat.V1:
+        event_id = _check_short_string(pdu, "event_id")
+        try:
+            parse_event_id(event_id, room_version)
+        except InvalidIdentifier as e:
+            _fail(f"invalid event_id: {e.reason}")
+    _check_refs(pdu, "prev_events", MAX_PREV_EVENTS, room_version)
+    _check_refs(pdu, "auth_events", MAX_AUTH_EVENTS, room_version)
+    if not room_version.redacts_in_content and "redacts" in pdu and not isinstance(pdu["redacts"], str):
+        _fail("'redacts' must be a string")
+
+
+def _random_v1_event_id(server_name: str) -> str:
+    opaque = "".join(secrets.choice(_OPAQUE_ALPHABET) for _ in range(18))
+    return f"${opaque}:{server_name}"
+
+
+def build_event(
+    fields: Mapping[str, Any], room_version: RoomVersion, server_name: str, signing_key: SigningKey
+) -> Event:
+    """Hash, sign and identify a new event made by this server.
+
+    ``fields`` holds everything but ``hashes`` and ``signatures`` (any given are
+    replaced). For v1/v2 an ``event_id`` is generated on ``server_name`` unless
+    supplied. Raises `InvalidPDU` / `EventTooLarge` if the result would not be a
+    valid PDU, so no other server would drop it.
+    """
+    pdu: dict[str, Any] = {k: v for k, v in fields.items() if k != "hashes" and k != "signatures"}
+    v1_ids = room_version.event_format is EventFormat.V1
+    if v1_ids and "event_id" not in pdu:
+        pdu["event_id"] = _random_v1_event_id(server_name)
+    try:
+        check_json_value(pdu, strict=room_version.strict_canonical_json)
+        check_pdu_format(pdu, room_version, with_crypto=False)
+        hashed = {k: v for k, v in pdu.items() if k != "unsigned"} if "unsigned" in pdu else pdu
+        hashed_bytes = encode_canonical_json(hashed)
+        pdu["hashes"] = {"sha256": encode_base64(hashlib.sha256(hashed_bytes).digest())}
+        signed_bytes = redacted_signing_bytes(pdu, room_version)
+        signature = signing_key.sign(signed_bytes).signature
+        pdu["signatures"] = {server_name: {key_id_of(signing_key): encode_base64(signature)}}
+        # The full encoding is the hashed one plus `,"key":value` for each added key.
+        size = len(hashed_bytes)
+        for key in ("hashes", "signatures", "unsigned"):
+            if key in pdu:
+                size += len(key) + 4 + len(encode_canonical_json(pdu[key]))
+        if size > MAX_PDU_BYTES:
+            raise EventTooLarge(f"event is {size} bytes of canonical JSON, over {MAX_PDU_BYTES}")
+        _check_crypto_fields(pdu)
+    except InvalidPDU:
+        raise
+    except CoreError as e:
+        raise InvalidPDU(e.reason) from e
+    event_id = pdu["event_id"] if v1_ids else event_id_from_reference_hash(
+        hashlib.sha256(signed_bytes).digest(), room_version
+    )
+    return Event(pdu, event_id, room_version)
