@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -48,11 +48,18 @@ def write_config(*, server_name: str, data_dir: Path, listen: str = "127.0.0.1:8
     key_path = data_dir / "signing.key"
     if not key_path.exists():
         create_signing_key_file(key_path)
-    path.write_text(generate_config_text(
+    text = generate_config_text(
         server_name=server_name, data_dir=data_dir, listen_host=host, listen_port=port,
         database_url=database_url, enable_registration=enable_registration,
-    ))
-    path.chmod(0o600)
+    )
+    # Created 0600 in one step (and exclusively): the file holds the shared
+    # secret, so it must never exist world-readable, even for a moment.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.ClickException(f"{path} already exists; not overwriting it") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
     return path
 
 
@@ -73,21 +80,36 @@ def main() -> None:
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="Config file. Without one, a quick-start server is set up in ./hearth-data.")
-def serve(config_path: Path | None) -> None:
+@click.option("--listen", default=None, metavar="HOST:PORT",
+              help="Where a new quick-start server listens (default 127.0.0.1:8008). "
+                   "Only used when ./hearth-data is created; edit `listeners` in the config after that.")
+def serve(config_path: Path | None, listen: str | None) -> None:
     """Run the homeserver until Ctrl-C or SIGTERM."""
+    from hearth.server import ServeError
     from hearth.server import serve as serve_forever
 
     if config_path is None:
         config_path = DEFAULT_DATA_DIR / CONFIG_NAME
         if not config_path.exists():
-            write_config(server_name="localhost:8008", data_dir=DEFAULT_DATA_DIR, enable_registration=True)
+            listen = listen or "127.0.0.1:8008"
+            _host, port = _parse_listen(listen)
+            write_config(server_name=f"localhost:{port}", data_dir=DEFAULT_DATA_DIR, listen=listen,
+                         enable_registration=True)
             click.echo(f"Created a quick-start configuration in {config_path}")
+        elif listen is not None:
+            raise click.UsageError(f"--listen only applies when creating a quick-start server; "
+                                   f"edit `listeners` in {config_path} instead")
+    elif listen is not None:
+        raise click.UsageError("--listen cannot be used with --config; edit `listeners` in the config")
     config = _load(config_path)
     configure_logging(config.logging)
     if config.enable_registration and not config.registration_requires_token:
         log.warning("Registration is open: anyone who can reach this server can create an account")
     click.echo(f"Hearth for {config.server_name}: clients connect to {config.client_base_url}")
-    _run(serve_forever(config))
+    try:
+        _run(serve_forever(config))
+    except ServeError as e:
+        raise click.ClickException(str(e)) from None
 
 
 @main.command("generate-config")
@@ -113,9 +135,11 @@ def register_user(config_path: Path | None, username: str, password: str | None,
     """Create an account directly in the database."""
     config = _load(config_path)
     if password is None:
-        password = getpass.getpass("Password: ")
-        if password != getpass.getpass("Confirm password: "):
-            raise click.ClickException("Passwords do not match")
+        # click's prompt reads the terminal when there is one and stdin otherwise,
+        # so scripts can pipe the password in without it showing in `ps`.
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        raise click.ClickException("The password must not be empty")
     _run(_register_user(config, username, password, admin))
 
 

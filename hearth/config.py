@@ -8,6 +8,7 @@ admins already know them (`server_name`, `enable_registration`,
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 Resource = Literal["client", "federation", "media", "metrics", "admin"]
+DEFAULT_RESOURCES: tuple[Resource, ...] = ("client", "federation", "media", "admin")
 
 
 class ConfigError(Exception):
@@ -33,15 +35,15 @@ class TLSConfig(_Model):
 
 class ListenerConfig(_Model):
     bind_address: str = "127.0.0.1"
-    port: int = Field(8008, ge=0, le=65535)
+    port: int = Field(default=8008, ge=0, le=65535)
     tls: TLSConfig | None = None
-    resources: list[Resource] = Field(default_factory=lambda: ["client", "federation", "media", "admin"])
+    resources: list[Resource] = Field(default_factory=lambda: list(DEFAULT_RESOURCES))
 
 
 class DatabaseConfig(_Model):
     # sqlite:///path/to/file.db or postgresql://user:pass@host:port/db
     url: str
-    pool_size: int = Field(10, ge=1)
+    pool_size: int = Field(default=10, ge=1)
 
     @field_validator("url")
     @classmethod
@@ -54,9 +56,9 @@ class DatabaseConfig(_Model):
 class Argon2Config(_Model):
     """argon2id cost. The defaults follow OWASP's guidance; tests lower them."""
 
-    time_cost: int = Field(2, ge=1)
-    memory_cost_kib: int = Field(19456, ge=8)
-    parallelism: int = Field(1, ge=1)
+    time_cost: int = Field(default=2, ge=1)
+    memory_cost_kib: int = Field(default=19456, ge=8)
+    parallelism: int = Field(default=1, ge=1)
 
 
 class RateLimit(_Model):
@@ -100,10 +102,10 @@ class HearthConfig(_Model):
     argon2: Argon2Config = Argon2Config()
     rate_limits: RateLimitsConfig = RateLimitsConfig()
     # Lifetime of access tokens issued with a refresh token; None = no refresh tokens.
-    refreshable_access_token_lifetime_ms: int = Field(5 * 60 * 1000, ge=1000)
-    uia_session_timeout_ms: int = Field(15 * 60 * 1000, ge=1000)
-    max_request_body_bytes: int = Field(1024 * 1024, ge=1024)
-    max_upload_size_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    refreshable_access_token_lifetime_ms: int = Field(default=5 * 60 * 1000, ge=1000)
+    uia_session_timeout_ms: int = Field(default=15 * 60 * 1000, ge=1000)
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_upload_size_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     logging: LoggingConfig = LoggingConfig()
 
     @property
@@ -112,7 +114,18 @@ class HearthConfig(_Model):
             return self.public_baseurl.rstrip("/") + "/"
         first = self.listeners[0] if self.listeners else ListenerConfig()
         scheme = "https" if first.tls else "http"
-        return f"{scheme}://{first.bind_address}:{first.port}/"
+        return f"{scheme}://{url_host(first.bind_address)}:{first.port}/"
+
+
+def url_host(host: str) -> str:
+    """`host` as it goes into a URL: IPv6 literals in brackets, wildcards as localhost.
+
+    A wildcard bind address (0.0.0.0, ::) is where we listen, not an address a
+    client can use; localhost is the one address it certainly reaches us on.
+    """
+    if host in ("", "0.0.0.0", "::"):
+        return "localhost"
+    return f"[{host}]" if ":" in host else host
 
 
 def load_config(path: Path) -> HearthConfig:
@@ -154,33 +167,39 @@ def generate_config_text(
     database_url: str | None = None,
     enable_registration: bool = False,
 ) -> str:
-    """A commented hearth.yaml an admin can read and edit."""
+    """A commented hearth.yaml an admin can read and edit.
+
+    Every value that comes from the caller is written as a quoted YAML scalar:
+    a password with `#` or `: ` in a database URL, or a folder name with
+    spaces, must come back unchanged when the file is loaded.
+    """
     db_url = database_url or f"sqlite:///{(data_dir / 'hearth.db').resolve()}"
     secret = secrets.token_urlsafe(32)
     data = data_dir.resolve()
+    q = _yaml_str
     return f"""\
 # Hearth homeserver configuration.
 # Every key is documented in docs/configuration.md; unknown keys are rejected.
 
 # The domain part of your users' IDs (@alice:{server_name}). It cannot change later.
-server_name: {yaml.safe_dump(server_name).splitlines()[0]}
+server_name: {q(server_name)}
 
 # Where clients reach this server (advertised in /.well-known/matrix/client).
-public_baseurl: http://{listen_host}:{listen_port}/
+public_baseurl: {q(f'http://{url_host(listen_host)}:{listen_port}/')}
 
 # Folder for the database (SQLite), media and keys.
-data_dir: {data}
-signing_key_path: {data / 'signing.key'}
-media_store_path: {data / 'media'}
+data_dir: {q(str(data))}
+signing_key_path: {q(str(data / 'signing.key'))}
+media_store_path: {q(str(data / 'media'))}
 
 database:
   # sqlite:///absolute/path.db (embedded) or postgresql://user:password@host:port/dbname
-  url: {db_url}
+  url: {q(db_url)}
 
 # One entry per socket. resources: client, federation, media, admin, metrics.
 # Add `tls: {{certificate_path: ..., private_key_path: ...}}` to serve HTTPS.
 listeners:
-  - bind_address: {listen_host}
+  - bind_address: {q(listen_host)}
     port: {listen_port}
     resources: [client, federation, media, admin, metrics]
 
@@ -190,7 +209,7 @@ enable_registration: {'true' if enable_registration else 'false'}
 registration_requires_token: false
 
 # Lets admin tools create users through /_synapse/admin/v1/register. Keep it secret.
-registration_shared_secret: "{secret}"
+registration_shared_secret: {q(secret)}
 
 # Password hashing cost (argon2id).
 argon2:
@@ -206,3 +225,8 @@ logging:
   # plain or json (one JSON object per line)
   format: plain
 """
+
+
+def _yaml_str(value: str) -> str:
+    """A double-quoted YAML scalar (JSON's string syntax is valid YAML)."""
+    return json.dumps(value, ensure_ascii=False)

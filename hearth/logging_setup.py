@@ -4,21 +4,39 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
+from urllib.parse import unquote_plus
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from hearth.config import LoggingConfig
 
-# Query parameters whose values are secrets (the deprecated access_token, and
-# login tokens); their values are replaced before a URL is logged.
-_SECRET_QUERY = re.compile(r"((?:^|[?&])(?:access_token|login_token|token)=)[^&]*", re.IGNORECASE)
+# Query parameters whose values are secrets: the deprecated `?access_token=`,
+# login tokens (SSO's `loginToken`), registration tokens and 3PID client
+# secrets. Their values are replaced before a URL is logged.
+SECRET_QUERY_PARAMS = frozenset({
+    "access_token", "login_token", "logintoken", "token", "refresh_token", "client_secret",
+})
 
 
 def redact_url(path_qs: str) -> str:
-    return _SECRET_QUERY.sub(r"\1<redacted>", path_qs)
+    """`path_qs` with the value of every secret query parameter replaced.
+
+    Names are compared after percent-decoding, because the server decodes them
+    too: `?access%5Ftoken=...` authenticates exactly like `?access_token=...`,
+    so it must be redacted exactly like it.
+    """
+    path, sep, query = path_qs.partition("?")
+    if not sep:
+        return path_qs
+    parts = []
+    for part in query.split("&"):
+        name, eq, _value = part.partition("=")
+        if eq and unquote_plus(name).lower() in SECRET_QUERY_PARAMS:
+            part = f"{name}=<redacted>"
+        parts.append(part)
+    return f"{path}?{'&'.join(parts)}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,6 +61,9 @@ def configure_logging(config: LoggingConfig) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.level)
+    # Python warnings (deprecations in libraries) go through the same format, so
+    # a JSON log stays one JSON object per line.
+    logging.captureWarnings(True)
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -27,13 +27,30 @@ class Metrics:
             "hearth_db_pool_connections_in_use", "Database connections checked out",
             registry=self.registry,
         )
+        self.db_pool_idle = Gauge(
+            "hearth_db_pool_connections_idle", "Open database connections waiting in the pool",
+            registry=self.registry,
+        )
         self.db_pool_size = Gauge(
-            "hearth_db_pool_size", "Database connections held by the pool", registry=self.registry,
+            "hearth_db_pool_size", "Connections the pool keeps open at most (before overflow)",
+            registry=self.registry,
         )
 
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         self.requests.labels(method, endpoint, str(status)).inc()
         self.latency.labels(method, endpoint).observe(seconds)
+
+    def observe_pool(self, pool: object) -> None:
+        """Read a SQLAlchemy pool's counters into the gauges (at scrape time).
+
+        Read when scraped rather than updated on every checkout: a scrape every
+        few seconds costs nothing, a hook on every query would not.
+        """
+        for gauge, attr in ((self.db_pool_checked_out, "checkedout"), (self.db_pool_idle, "checkedin"),
+                            (self.db_pool_size, "size")):
+            read = getattr(pool, attr, None)
+            if callable(read):
+                gauge.set(read())
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
