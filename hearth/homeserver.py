@@ -19,10 +19,14 @@ from hearth.ratelimit import Ratelimiters
 from hearth.signing_key import load_signing_key
 from hearth.storage.db import Database
 from hearth.storage.devices import DevicesStore
+from hearth.storage.registration_tokens import RegistrationTokensStore
+from hearth.storage.uia import UIASessionsStore
 from hearth.storage.users import UsersStore
 from hearth.users.accounts import AccountService
+from hearth.users.login import LoginService
 from hearth.users.passwords import PasswordHasher
 from hearth.users.sessions import SessionService
+from hearth.users.uia import UIAService
 
 
 @dataclass
@@ -39,6 +43,9 @@ class Homeserver:
     devices: DevicesStore
     sessions: SessionService
     accounts: AccountService
+    registration_tokens: RegistrationTokensStore
+    login: LoginService
+    uia: UIAService
 
     @classmethod
     async def start(cls, config: HearthConfig, *, clock: Clock | None = None) -> Homeserver:
@@ -48,6 +55,14 @@ class Homeserver:
         devices = DevicesStore(db)
         users = UsersStore(db)
         passwords = PasswordHasher(config.argon2)
+        ratelimiters = Ratelimiters(config.rate_limits, clock)
+        sessions = SessionService(
+            db=db, devices=devices, clock=clock, ids=ids,
+            refreshable_lifetime_ms=config.refreshable_access_token_lifetime_ms,
+        )
+        registration_tokens = RegistrationTokensStore(db)
+        login = LoginService(server_name=config.server_name, users=users, passwords=passwords,
+                             sessions=sessions, ratelimiters=ratelimiters)
         return cls(
             config=config,
             db=db,
@@ -55,17 +70,20 @@ class Homeserver:
             ids=ids,
             metrics=Metrics(),
             signing_key=load_signing_key(config.signing_key_path),
-            ratelimiters=Ratelimiters(config.rate_limits, clock),
+            ratelimiters=ratelimiters,
             passwords=passwords,
             users=users,
             devices=devices,
-            sessions=SessionService(
-                db=db, devices=devices, clock=clock, ids=ids,
-                refreshable_lifetime_ms=config.refreshable_access_token_lifetime_ms,
-            ),
+            sessions=sessions,
             accounts=AccountService(
                 server_name=config.server_name, users=users, passwords=passwords, clock=clock,
                 reserved_usernames=config.reserved_usernames,
+            ),
+            registration_tokens=registration_tokens,
+            login=login,
+            uia=UIAService(
+                db=db, sessions=UIASessionsStore(), tokens=registration_tokens, passwords=login,
+                clock=clock, ids=ids, timeout_ms=config.uia_session_timeout_ms,
             ),
         )
 

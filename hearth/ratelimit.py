@@ -37,6 +37,19 @@ class Ratelimiter:
         if len(self._buckets) > self._MAX_KEYS:
             self._prune(now)
 
+    def peek(self, key: str) -> None:
+        """Raise M_LIMIT_EXCEEDED if `key` has no token left, without taking one.
+
+        For limits on failures: check before trying, `check` only when the try fails.
+        """
+        if not self._enabled or key not in self._buckets:
+            return
+        now = self._clock.monotonic()
+        tokens, last = self._buckets[key]
+        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        if tokens < 1.0:
+            raise limit_exceeded(math.ceil((1.0 - tokens) / self._rate * 1000))
+
     def _prune(self, now: float) -> None:
         """Forget buckets that have refilled completely: they hold no information."""
         full_after = self._burst / self._rate
