@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -140,4 +141,161 @@ uia_sessions = Table(
     Column("completed_stages", Text, nullable=False),
     # Stage-specific data, e.g. the registration token being used (JSON).
     Column("data", Text, nullable=False),
+)
+
+# --- rooms and events ------------------------------------------------------
+#
+# Integer ids ("nids") stand for rooms, events and (type, state_key) pairs so
+# that state maps and snapshots are small rows of integers. Events are stored
+# once, as canonical PDU JSON plus the indexed columns queries need.
+
+rooms = Table(
+    "rooms",
+    metadata,
+    Column("room_nid", Integer, primary_key=True, autoincrement=True),
+    Column("room_id", Text, nullable=False, unique=True),
+    Column("room_version", Text, nullable=False),
+    Column("created_ts", BigInteger, nullable=False),
+    # Listed in the public room directory.
+    Column("is_public", Boolean, nullable=False, default=False),
+    # The snapshot that current_state materialises (state at the extremities).
+    Column("current_snapshot_nid", Integer, nullable=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_nid", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", Text, nullable=False, unique=True),
+    Column("room_nid", Integer, ForeignKey("rooms.room_nid", ondelete="CASCADE"), nullable=False),
+    Column("type", Text, nullable=False),
+    Column("state_key", Text, nullable=True),  # NULL for non-state events
+    Column("sender", Text, nullable=False),
+    Column("depth", BigInteger, nullable=False),
+    Column("origin_server_ts", BigInteger, nullable=False),
+    # Global insert order; NULL for outliers (events known but not in the timeline),
+    # negative for backfilled history.
+    Column("stream_ordering", BigInteger, nullable=True, unique=True),
+    Column("json", Text, nullable=False),
+    # State snapshots before and after the event (NULL for outliers).
+    Column("state_before_nid", Integer, nullable=True),
+    Column("state_after_nid", Integer, nullable=True),
+    Column("rejected_reason", Text, nullable=True),
+    Column("outlier", Boolean, nullable=False, default=False),
+    # The redaction event that applies to this event, once it is valid.
+    Column("redacted_by", Text, nullable=True),
+    Index("events_room_stream", "room_nid", "stream_ordering"),
+    Index("events_room_topo", "room_nid", "depth", "stream_ordering"),
+    Index("events_room_type_state", "room_nid", "type", "state_key"),
+)
+
+event_edges = Table(
+    "event_edges",
+    metadata,
+    Column("event_nid", Integer, ForeignKey("events.event_nid", ondelete="CASCADE"), primary_key=True),
+    Column("prev_event_id", Text, primary_key=True),
+    Index("event_edges_prev", "prev_event_id"),
+)
+
+event_auth_edges = Table(
+    "event_auth_edges",
+    metadata,
+    Column("event_nid", Integer, ForeignKey("events.event_nid", ondelete="CASCADE"), primary_key=True),
+    Column("auth_event_id", Text, primary_key=True),
+)
+
+forward_extremities = Table(
+    "forward_extremities",
+    metadata,
+    Column("room_nid", Integer, ForeignKey("rooms.room_nid", ondelete="CASCADE"), primary_key=True),
+    Column("event_nid", Integer, ForeignKey("events.event_nid", ondelete="CASCADE"), primary_key=True),
+)
+
+state_keys = Table(
+    "state_keys",
+    metadata,
+    Column("state_key_nid", Integer, primary_key=True, autoincrement=True),
+    Column("type", Text, nullable=False),
+    Column("state_key", Text, nullable=False),
+    UniqueConstraint("type", "state_key", name="state_keys_type_state_key"),
+)
+
+# A snapshot is either a full state map (parent NULL) or the entries that differ
+# from its parent snapshot; chains are kept short so loading stays cheap. The
+# hash of the full map deduplicates identical states.
+state_snapshots = Table(
+    "state_snapshots",
+    metadata,
+    Column("snapshot_nid", Integer, primary_key=True, autoincrement=True),
+    Column("room_nid", Integer, ForeignKey("rooms.room_nid", ondelete="CASCADE"), nullable=False),
+    Column("hash", LargeBinary, nullable=False, unique=True),
+    Column("parent_snapshot_nid", Integer, nullable=True),
+    Column("chain_length", Integer, nullable=False),
+)
+
+state_snapshot_entries = Table(
+    "state_snapshot_entries",
+    metadata,
+    Column("snapshot_nid", Integer, ForeignKey("state_snapshots.snapshot_nid", ondelete="CASCADE"),
+           primary_key=True),
+    Column("state_key_nid", Integer, primary_key=True),
+    Column("event_nid", Integer, nullable=False),
+)
+
+# The resolved state at the room's forward extremities, for fast reads.
+current_state = Table(
+    "current_state",
+    metadata,
+    Column("room_nid", Integer, ForeignKey("rooms.room_nid", ondelete="CASCADE"), primary_key=True),
+    Column("state_key_nid", Integer, primary_key=True),
+    Column("event_nid", Integer, nullable=False),
+)
+
+# Current membership of every user in every room (derived from current_state).
+room_members = Table(
+    "room_members",
+    metadata,
+    Column("room_nid", Integer, ForeignKey("rooms.room_nid", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Text, primary_key=True),
+    Column("membership", Text, nullable=False),
+    Column("event_nid", Integer, nullable=False),
+    # Stream position of the membership event, for "rooms changed since".
+    Column("stream_ordering", BigInteger, nullable=False),
+    # Set by /forget; the room then disappears from the user's lists.
+    Column("forgotten", Boolean, nullable=False, default=False),
+    Index("room_members_user", "user_id", "membership"),
+)
+
+# Client transaction ids: PUT /send/{type}/{txnId} is idempotent per device.
+event_txn_ids = Table(
+    "event_txn_ids",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("device_id", Text, primary_key=True),
+    Column("txn_id", Text, primary_key=True),
+    Column("event_id", Text, nullable=False),
+    Column("created_ts", BigInteger, nullable=False),
+)
+
+# Relations (m.relates_to) of each event, for /relations, threads and the
+# aggregations served in unsigned.m.relations.
+event_relations = Table(
+    "event_relations",
+    metadata,
+    Column("event_nid", Integer, ForeignKey("events.event_nid", ondelete="CASCADE"), primary_key=True),
+    Column("relates_to_id", Text, nullable=False),
+    Column("rel_type", Text, nullable=False),
+    # m.annotation's key (the reaction emoji), NULL otherwise.
+    Column("aggregation_key", Text, nullable=True),
+    Index("event_relations_target", "relates_to_id", "rel_type"),
+)
+
+room_aliases = Table(
+    "room_aliases",
+    metadata,
+    Column("alias", Text, primary_key=True),
+    Column("room_id", Text, nullable=False),
+    Column("creator", Text, nullable=False),
+    Column("created_ts", BigInteger, nullable=False),
+    Index("room_aliases_room", "room_id"),
 )

@@ -1,0 +1,194 @@
+"""Events: stored once as canonical PDU JSON plus the columns queries need.
+
+Parsed `Event` objects are immutable, so they are cached by event nid; the few
+facts that can change after an event is stored (which redaction applies to it)
+are read from the row each time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hearth.core.canonical_json import encode_canonical_json
+from hearth.core.events import Event
+from hearth.core.room_versions import KNOWN_ROOM_VERSIONS
+from hearth.storage.tables import event_auth_edges, event_edges, event_relations, events, rooms
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    event: Event
+    event_nid: int
+    room_nid: int
+    stream_ordering: int | None
+    state_before_nid: int | None
+    state_after_nid: int | None
+    rejected_reason: str | None
+    redacted_by: str | None
+    outlier: bool
+
+    @property
+    def event_id(self) -> str:
+        return self.event.event_id
+
+
+_COLUMNS = (
+    events.c.event_nid,
+    events.c.event_id,
+    events.c.room_nid,
+    events.c.stream_ordering,
+    events.c.state_before_nid,
+    events.c.state_after_nid,
+    events.c.rejected_reason,
+    events.c.redacted_by,
+    events.c.outlier,
+    events.c.json,
+    rooms.c.room_version,
+)
+_FROM = events.join(rooms, rooms.c.room_nid == events.c.room_nid)
+
+
+def relation_of(event: Event) -> tuple[str, str, str | None] | None:
+    """(target event id, rel_type, annotation key) from content.m.relates_to."""
+    rel = event.content.get("m.relates_to")
+    if not isinstance(rel, dict):
+        return None
+    target, rel_type = rel.get("event_id"), rel.get("rel_type")
+    if not isinstance(target, str) or not isinstance(rel_type, str):
+        return None
+    key = rel.get("key")
+    return target, rel_type, key if isinstance(key, str) and rel_type == "m.annotation" else None
+
+
+class EventsStore:
+    _CACHE_SIZE = 20_000
+
+    def __init__(self) -> None:
+        self._parsed: OrderedDict[int, Event] = OrderedDict()
+
+    def _row_to_stored(self, row: Row[Any]) -> StoredEvent:
+        (nid, event_id, room_nid, stream, before, after, rejected, redacted_by, outlier, text, version) = row
+        event = self._parsed.get(nid)
+        if event is None:
+            event = Event(json.loads(text), event_id, KNOWN_ROOM_VERSIONS[version])
+            self._parsed[nid] = event
+            if len(self._parsed) > self._CACHE_SIZE:
+                self._parsed.popitem(last=False)
+        return StoredEvent(event, nid, room_nid, stream, before, after, rejected, redacted_by, bool(outlier))
+
+    def forget_cached(self) -> None:
+        """Drop parsed events: a failed transaction may have used nids that get reused."""
+        self._parsed.clear()
+
+    async def by_ids(self, conn: AsyncConnection, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
+        ids = list(set(event_ids))
+        found: dict[str, StoredEvent] = {}
+        for i in range(0, len(ids), 500):
+            rows = await conn.execute(
+                select(*_COLUMNS).select_from(_FROM).where(events.c.event_id.in_(ids[i : i + 500]))
+            )
+            for row in rows:
+                stored = self._row_to_stored(row)
+                found[stored.event_id] = stored
+        return found
+
+    async def by_nids(self, conn: AsyncConnection, nids: Iterable[int]) -> dict[int, StoredEvent]:
+        wanted = list(set(nids))
+        found: dict[int, StoredEvent] = {}
+        for i in range(0, len(wanted), 500):
+            rows = await conn.execute(
+                select(*_COLUMNS).select_from(_FROM).where(events.c.event_nid.in_(wanted[i : i + 500]))
+            )
+            for row in rows:
+                stored = self._row_to_stored(row)
+                found[stored.event_nid] = stored
+        return found
+
+    async def insert(
+        self,
+        conn: AsyncConnection,
+        event: Event,
+        *,
+        room_nid: int,
+        stream_ordering: int | None,
+        state_before_nid: int | None,
+        state_after_nid: int | None,
+        rejected_reason: str | None = None,
+        outlier: bool = False,
+    ) -> int:
+        nid: int = (
+            await conn.execute(
+                insert(events)
+                .values(
+                    event_id=event.event_id,
+                    room_nid=room_nid,
+                    type=event.type,
+                    state_key=event.state_key,
+                    sender=event.sender,
+                    depth=event.depth,
+                    origin_server_ts=event.origin_server_ts,
+                    stream_ordering=stream_ordering,
+                    json=encode_canonical_json(event.pdu).decode(),
+                    state_before_nid=state_before_nid,
+                    state_after_nid=state_after_nid,
+                    rejected_reason=rejected_reason,
+                    outlier=outlier,
+                )
+                .returning(events.c.event_nid)
+            )
+        ).scalar_one()
+        prevs = event.prev_event_ids
+        if prevs:
+            await conn.execute(
+                insert(event_edges), [{"event_nid": nid, "prev_event_id": p} for p in dict.fromkeys(prevs)]
+            )
+        auths = event.auth_event_ids
+        if auths:
+            await conn.execute(
+                insert(event_auth_edges),
+                [{"event_nid": nid, "auth_event_id": a} for a in dict.fromkeys(auths)],
+            )
+        relation = relation_of(event)
+        if relation is not None and rejected_reason is None:
+            target, rel_type, key = relation
+            await conn.execute(
+                insert(event_relations).values(
+                    event_nid=nid, relates_to_id=target, rel_type=rel_type, aggregation_key=key
+                )
+            )
+        self._parsed[nid] = event
+        return nid
+
+    async def set_state_after(self, conn: AsyncConnection, event_nid: int, snapshot_nid: int) -> None:
+        await conn.execute(
+            update(events).where(events.c.event_nid == event_nid).values(state_after_nid=snapshot_nid)
+        )
+
+    async def set_redacted_by(self, conn: AsyncConnection, event_id: str, redaction_id: str) -> None:
+        await conn.execute(
+            update(events)
+            .where(events.c.event_id == event_id)
+            .where(events.c.redacted_by.is_(None))
+            .values(redacted_by=redaction_id)
+        )
+
+    async def auth_chain(self, conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
+        """The given events and every event in their auth chains."""
+        found: dict[str, StoredEvent] = {}
+        frontier = set(event_ids)
+        while frontier:
+            batch = await self.by_ids(conn, frontier)
+            found.update(batch)
+            frontier = {a for e in batch.values() for a in e.event.auth_event_ids} - found.keys()
+        return found
+
+    async def max_stream_ordering(self, conn: AsyncConnection) -> int:
+        value = (await conn.execute(select(func.max(events.c.stream_ordering)))).scalar()
+        return int(value or 0)

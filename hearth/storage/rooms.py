@@ -1,0 +1,191 @@
+"""Rooms, forward extremities, current membership and client transaction ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hearth.core.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from hearth.storage import dialect
+from hearth.storage.db import Database
+from hearth.storage.tables import event_txn_ids, events, forward_extremities, room_members, rooms
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    room_nid: int
+    room_id: str
+    room_version: RoomVersion
+
+
+@dataclass(frozen=True, slots=True)
+class Extremity:
+    event_nid: int
+    event_id: str
+    depth: int
+    state_after_nid: int | None
+
+
+class RoomsStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._rooms: dict[str, RoomInfo] = {}
+
+    async def create(
+        self, conn: AsyncConnection, room_id: str, room_version: RoomVersion, now_ms: int
+    ) -> RoomInfo:
+        nid = (
+            await conn.execute(
+                insert(rooms)
+                .values(
+                    room_id=room_id,
+                    room_version=room_version.identifier,
+                    created_ts=now_ms,
+                    is_public=False,
+                )
+                .returning(rooms.c.room_nid)
+            )
+        ).scalar_one()
+        return RoomInfo(nid, room_id, room_version)
+
+    async def get(self, room_id: str) -> RoomInfo | None:
+        info = self._rooms.get(room_id)
+        if info is not None:
+            return info
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(rooms.c.room_nid, rooms.c.room_version).where(rooms.c.room_id == room_id)
+                )
+            ).first()
+        if row is None:
+            return None
+        info = RoomInfo(row[0], room_id, KNOWN_ROOM_VERSIONS[row[1]])
+        self._rooms[room_id] = info
+        return info
+
+    async def current_snapshot_nid(self, conn: AsyncConnection, room_nid: int) -> int | None:
+        return (
+            await conn.execute(
+                select(rooms.c.current_snapshot_nid).where(rooms.c.room_nid == room_nid)  # type: ignore[no-any-return]
+            )
+        ).scalar_one()
+
+    async def set_current_snapshot(self, conn: AsyncConnection, room_nid: int, snapshot_nid: int) -> None:
+        await conn.execute(
+            update(rooms).where(rooms.c.room_nid == room_nid).values(current_snapshot_nid=snapshot_nid)
+        )
+
+    async def set_public(self, room_id: str, is_public: bool) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(update(rooms).where(rooms.c.room_id == room_id).values(is_public=is_public))
+
+    # --- forward extremities -------------------------------------------------
+
+    async def extremities(self, conn: AsyncConnection, room_nid: int) -> list[Extremity]:
+        rows = await conn.execute(
+            select(events.c.event_nid, events.c.event_id, events.c.depth, events.c.state_after_nid)
+            .select_from(
+                forward_extremities.join(events, events.c.event_nid == forward_extremities.c.event_nid)
+            )
+            .where(forward_extremities.c.room_nid == room_nid)
+            .order_by(events.c.depth.desc(), events.c.event_nid.desc())
+        )
+        return [Extremity(*r) for r in rows]
+
+    async def replace_extremities(
+        self, conn: AsyncConnection, room_nid: int, remove: list[int], add: int
+    ) -> None:
+        if remove:
+            await conn.execute(
+                delete(forward_extremities).where(
+                    and_(
+                        forward_extremities.c.room_nid == room_nid,
+                        forward_extremities.c.event_nid.in_(remove),
+                    )
+                )
+            )
+        await conn.execute(insert(forward_extremities).values(room_nid=room_nid, event_nid=add))
+
+    # --- membership -------------------------------------------------------------
+
+    async def set_membership(
+        self,
+        conn: AsyncConnection,
+        room_nid: int,
+        user_id: str,
+        membership: str,
+        event_nid: int,
+        stream_ordering: int,
+    ) -> None:
+        await conn.execute(
+            dialect.upsert(
+                conn,
+                room_members,
+                {
+                    "room_nid": room_nid,
+                    "user_id": user_id,
+                    "membership": membership,
+                    "event_nid": event_nid,
+                    "stream_ordering": stream_ordering,
+                    "forgotten": False,
+                },
+                ["room_nid", "user_id"],
+            )
+        )
+
+    async def membership(self, room_nid: int, user_id: str) -> tuple[str, int] | None:
+        """(membership, event_nid) of a user's current membership, if any."""
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(room_members.c.membership, room_members.c.event_nid).where(
+                        and_(room_members.c.room_nid == room_nid, room_members.c.user_id == user_id)
+                    )
+                )
+            ).first()
+        return (row[0], row[1]) if row else None
+
+    async def rooms_for_user(self, user_id: str, membership: str = "join") -> list[str]:
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(rooms.c.room_id)
+                .select_from(room_members.join(rooms, rooms.c.room_nid == room_members.c.room_nid))
+                .where(and_(room_members.c.user_id == user_id, room_members.c.membership == membership))
+                .order_by(rooms.c.room_id)
+            )
+            return [r[0] for r in rows]
+
+    async def members(self, room_nid: int, membership: str | None = "join") -> list[str]:
+        stmt = select(room_members.c.user_id).where(room_members.c.room_nid == room_nid)
+        if membership is not None:
+            stmt = stmt.where(room_members.c.membership == membership)
+        async with self._db.read() as conn:
+            return [r[0] for r in await conn.execute(stmt.order_by(room_members.c.user_id))]
+
+    # --- transaction ids --------------------------------------------------------
+
+    async def event_for_txn(self, user_id: str, device_id: str, txn_id: str) -> str | None:
+        async with self._db.read() as conn:
+            return (
+                await conn.execute(
+                    select(event_txn_ids.c.event_id).where(
+                        and_(  # type: ignore[no-any-return]
+                            event_txn_ids.c.user_id == user_id,
+                            event_txn_ids.c.device_id == device_id,
+                            event_txn_ids.c.txn_id == txn_id,
+                        )
+                    )
+                )
+            ).scalar()
+
+    async def record_txn(
+        self, conn: AsyncConnection, user_id: str, device_id: str, txn_id: str, event_id: str, now_ms: int
+    ) -> None:
+        await conn.execute(
+            insert(event_txn_ids).values(
+                user_id=user_id, device_id=device_id, txn_id=txn_id, event_id=event_id, created_ts=now_ms
+            )
+        )
