@@ -44,7 +44,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import nacl.exceptions
 import nacl.signing
@@ -60,6 +60,7 @@ from hearth.core.room_versions import EventFormat, RoomVersion
 
 __all__ = [
     "KeyLookup",
+    "VerifyKey",
     "VerifyKeyWithValidity",
     "add_content_hash",
     "check_content_hash",
@@ -81,6 +82,12 @@ __all__ = [
 _NOT_IN_CONTENT_HASH = frozenset({"unsigned", "signatures", "hashes"})
 
 
+class VerifyKey(Protocol):
+    """An ed25519 public key: `nacl.signing.VerifyKey` or signedjson's wrapper of it."""
+
+    def verify(self, message: bytes, signature: bytes, /) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyKeyWithValidity:
     """A server's public key and the time (ms) until which signatures by it count.
@@ -89,7 +96,7 @@ class VerifyKeyWithValidity:
     keyring); for an old key it is its ``expired_ts``.
     """
 
-    verify_key: nacl.signing.VerifyKey
+    verify_key: VerifyKey
     valid_until_ts: int
 
     @classmethod
@@ -311,7 +318,7 @@ def verify_event_signatures(
 
 
 def verify_json_signature(
-    obj: Mapping[str, Any], server_name: str, key_id: str, verify_key: nacl.signing.VerifyKey
+    obj: Mapping[str, Any], server_name: str, key_id: str, verify_key: VerifyKey
 ) -> None:
     """Check one signature on a signed JSON object (appendices "Checking for a Signature")."""
     try:
