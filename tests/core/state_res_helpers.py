@@ -50,7 +50,7 @@ class RoomBuilder:
         self.rv = room_version
         self.events: dict[str, Event] = {}
         self.state_after: dict[str, dict[StateKey, str]] = {}
-        self.head: str | None = None
+        self.head = ""  # the last event added ("" before the create event)
         self._ts = 1_000
         self.room_id = "!room:a.test"
         create_content: dict[str, Any] = {"room_version": room_version.identifier}
@@ -120,7 +120,7 @@ class RoomBuilder:
     ) -> str:
         """Add an event after ``prev`` (default: the last event added); returns its ID."""
         if prev is None:
-            prev = [self.head] if self.head is not None else []
+            prev = [self.head] if self.head else []
         before = self.state_before(prev)
         if auth is None:
             auth_ids: list[str] = []

@@ -58,7 +58,7 @@ def test_problem_b_v2_misses_the_event_in_between() -> None:
     # pl1 is in both auth chains, so not in the auth difference: v2 replays
     # only ipower and pl2, and bob (0 in ipower) cannot send pl2.
     room = RoomBuilder(V11)
-    ipower, pl1, pl2, correct, outdated = _problem_b(room)
+    ipower, pl1, _, correct, outdated = _problem_b(room)
     graph = EventGraph(room.events)
     unconflicted, _ = split_state_sets([correct, outdated])
     assert pl1 not in auth_difference(graph, [correct, outdated], unconflicted)
