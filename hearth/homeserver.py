@@ -25,6 +25,7 @@ from hearth.storage.users import UsersStore
 from hearth.users.accounts import AccountService
 from hearth.users.login import LoginService
 from hearth.users.passwords import PasswordHasher
+from hearth.users.registration import RegistrationService, SharedSecretRegistration
 from hearth.users.sessions import SessionService
 from hearth.users.uia import UIAService
 
@@ -46,6 +47,8 @@ class Homeserver:
     registration_tokens: RegistrationTokensStore
     login: LoginService
     uia: UIAService
+    registration: RegistrationService
+    shared_secret_registration: SharedSecretRegistration
 
     @classmethod
     async def start(cls, config: HearthConfig, *, clock: Clock | None = None) -> Homeserver:
@@ -63,6 +66,14 @@ class Homeserver:
         registration_tokens = RegistrationTokensStore(db)
         login = LoginService(server_name=config.server_name, users=users, passwords=passwords,
                              sessions=sessions, ratelimiters=ratelimiters)
+        accounts = AccountService(
+            server_name=config.server_name, users=users, passwords=passwords, clock=clock,
+            reserved_usernames=config.reserved_usernames,
+        )
+        uia = UIAService(
+            db=db, sessions=UIASessionsStore(), tokens=registration_tokens, passwords=login,
+            clock=clock, ids=ids, timeout_ms=config.uia_session_timeout_ms,
+        )
         return cls(
             config=config,
             db=db,
@@ -75,15 +86,18 @@ class Homeserver:
             users=users,
             devices=devices,
             sessions=sessions,
-            accounts=AccountService(
-                server_name=config.server_name, users=users, passwords=passwords, clock=clock,
-                reserved_usernames=config.reserved_usernames,
-            ),
+            accounts=accounts,
             registration_tokens=registration_tokens,
             login=login,
-            uia=UIAService(
-                db=db, sessions=UIASessionsStore(), tokens=registration_tokens, passwords=login,
-                clock=clock, ids=ids, timeout_ms=config.uia_session_timeout_ms,
+            uia=uia,
+            registration=RegistrationService(
+                enabled=config.enable_registration, requires_token=config.registration_requires_token,
+                accounts=accounts, sessions=sessions, uia=uia, tokens=registration_tokens,
+                ratelimiters=ratelimiters, ids=ids, clock=clock,
+            ),
+            shared_secret_registration=SharedSecretRegistration(
+                secret=config.registration_shared_secret, accounts=accounts, sessions=sessions,
+                ids=ids, clock=clock,
             ),
         )
 

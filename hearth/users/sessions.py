@@ -89,8 +89,12 @@ class SessionService:
         self._evict_user(old.user_id, old.device_id)
         return IssuedTokens(old.user_id, old.device_id, access, refresh, self._refreshable_lifetime_ms)
 
-    async def authenticate(self, token: str) -> Requester:
-        """The requester for an access token, or M_UNKNOWN_TOKEN."""
+    async def authenticate(self, token: str, *, allow_expired: bool = False) -> Requester:
+        """The requester for an access token, or M_UNKNOWN_TOKEN.
+
+        `allow_expired` accepts an expired refreshable token: logging out must
+        still work for a client whose token ran out.
+        """
         h = token_hash(token)
         owner = self._owners.get(h)
         if owner is None:
@@ -98,7 +102,7 @@ class SessionService:
             if owner is None:
                 raise unknown_token()
             self._remember(h, owner)
-        if owner.expires_ts is not None and owner.expires_ts <= self._clock.time_ms():
+        if not allow_expired and owner.expires_ts is not None and owner.expires_ts <= self._clock.time_ms():
             # An expired refreshable token: the client should refresh, not log in again.
             raise unknown_token("Access token has expired", soft_logout=True)
         return Requester(owner.user_id, owner.device_id, h)

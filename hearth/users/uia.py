@@ -52,6 +52,11 @@ _TOKEN_RE = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 _SWEEP_INTERVAL_S = 60.0
 
 
+def is_token_string(token: object) -> bool:
+    """Whether `token` fits the grammar of registration tokens."""
+    return isinstance(token, str) and _TOKEN_RE.match(token) is not None
+
+
 class PasswordChecker(Protocol):
     async def check_password(self, identifier: dict[str, Any], password: str) -> str:
         """The user ID the credentials belong to, or a 403 M_FORBIDDEN MatrixError."""
@@ -167,7 +172,7 @@ class UIAService:
             return {"authenticated_user": await self._check_password(body, user_id)}
         if stage == REGISTRATION_TOKEN:
             token = body.get("token")
-            if not isinstance(token, str) or not _TOKEN_RE.match(token):
+            if not is_token_string(token):
                 raise _StageFailed("M_UNAUTHORIZED", "Invalid registration token")
             return {"registration_token": token}
         raise _StageFailed("M_UNRECOGNIZED", f"Unsupported auth type: {stage}")
