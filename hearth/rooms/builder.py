@@ -26,8 +26,17 @@ MAX_DEPTH = 2**63 - 1
 
 
 class EventBuilder:
-    def __init__(self, *, db: Database, rooms: RoomsStore, events: EventsStore, state: StateStore,
-                 server_name: str, signing_key: SigningKey, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        rooms: RoomsStore,
+        events: EventsStore,
+        state: StateStore,
+        server_name: str,
+        signing_key: SigningKey,
+        clock: Clock,
+    ) -> None:
         self._db = db
         self._rooms = rooms
         self._events = events
@@ -36,12 +45,19 @@ class EventBuilder:
         self._signing_key = signing_key
         self._clock = clock
 
-    def build_create_event(self, room_version: RoomVersion, room_id: str | None, sender: str,
-                           content: Mapping[str, Any]) -> Event:
+    def build_create_event(
+        self, room_version: RoomVersion, room_id: str | None, sender: str, content: Mapping[str, Any]
+    ) -> Event:
         """The m.room.create event; v12 rooms take their ID from it (room_id None)."""
         fields: dict[str, Any] = {
-            "type": "m.room.create", "state_key": "", "sender": sender, "content": dict(content),
-            "origin_server_ts": self._clock.time_ms(), "depth": 1, "prev_events": [], "auth_events": [],
+            "type": "m.room.create",
+            "state_key": "",
+            "sender": sender,
+            "content": dict(content),
+            "origin_server_ts": self._clock.time_ms(),
+            "depth": 1,
+            "prev_events": [],
+            "auth_events": [],
         }
         if room_id is not None:
             fields["room_id"] = room_id
@@ -49,12 +65,23 @@ class EventBuilder:
             fields["origin"] = self._server_name
         return build_event(fields, room_version, self._server_name, self._signing_key)
 
-    async def build(self, room: RoomInfo, *, sender: str, event_type: str, content: Mapping[str, Any],
-                    state_key: str | None = None, extra: Mapping[str, Any] | None = None) -> Event:
+    async def build(
+        self,
+        room: RoomInfo,
+        *,
+        sender: str,
+        event_type: str,
+        content: Mapping[str, Any],
+        state_key: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Event:
         """A signed event on top of the room's forward extremities."""
         rv = room.room_version
         fields: dict[str, Any] = {
-            "room_id": room.room_id, "sender": sender, "type": event_type, "content": dict(content),
+            "room_id": room.room_id,
+            "sender": sender,
+            "type": event_type,
+            "content": dict(content),
             "origin_server_ts": self._clock.time_ms(),
         }
         if state_key is not None:

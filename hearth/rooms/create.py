@@ -1,0 +1,188 @@
+"""Creating a room: the create event, then the initial state in the spec's order.
+
+The order (create_room.yaml): create, creator's join, power levels (with the
+override), canonical alias, the preset's join rules / history visibility /
+guest access, `initial_state`, name and topic, then invites. Every event goes
+through the normal build-and-persist path, so each is checked by the auth rules
+like any other.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hearth.clock import Clock
+from hearth.core.events import StateKey
+from hearth.core.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from hearth.errors import MatrixError
+from hearth.rooms.builder import EventBuilder
+from hearth.rooms.persist import EventPersister, EventRejected
+from hearth.rooms.send import RoomSender
+from hearth.storage.db import Database
+from hearth.storage.rooms import RoomInfo, RoomsStore
+
+PRESETS: dict[str, dict[str, str]] = {
+    "private_chat": {"join_rule": "invite", "history_visibility": "shared", "guest_access": "can_join"},
+    "trusted_private_chat": {
+        "join_rule": "invite",
+        "history_visibility": "shared",
+        "guest_access": "can_join",
+    },
+    "public_chat": {"join_rule": "public", "history_visibility": "shared", "guest_access": "forbidden"},
+}
+
+
+@dataclass
+class RoomSpec:
+    """A validated /createRoom request."""
+
+    creator: str
+    room_version: RoomVersion
+    preset: str
+    creation_content: dict[str, Any] = field(default_factory=dict)
+    power_level_override: dict[str, Any] | None = None
+    canonical_alias: str | None = None
+    initial_state: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    name: str | None = None
+    topic: str | None = None
+    invite: list[str] = field(default_factory=list)
+    is_direct: bool = False
+
+
+def default_power_levels(spec: RoomSpec) -> dict[str, Any]:
+    rv = spec.room_version
+    users: dict[str, int] = {}
+    if not rv.privileged_creators:
+        users[spec.creator] = 100
+        if spec.preset == "trusted_private_chat":
+            users.update({u: 100 for u in spec.invite})
+    events = {
+        "m.room.name": 50,
+        "m.room.power_levels": 100,
+        "m.room.history_visibility": 100,
+        "m.room.canonical_alias": 50,
+        "m.room.avatar": 50,
+        "m.room.tombstone": 100,
+        "m.room.server_acl": 100,
+        "m.room.encryption": 100,
+    }
+    if rv.privileged_creators:
+        # v12: upgrading must need more than ordinary state changes (create_room.yaml).
+        events["m.room.tombstone"] = 150
+    return {
+        "users": users,
+        "users_default": 0,
+        "events": events,
+        "events_default": 0,
+        "state_default": 50,
+        "ban": 50,
+        "kick": 50,
+        "redact": 50,
+        "invite": 0 if spec.preset in ("private_chat", "trusted_private_chat") else 50,
+        "notifications": {"room": 50},
+        "historical": 100,
+    }
+
+
+class RoomCreator:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        rooms: RoomsStore,
+        builder: EventBuilder,
+        persister: EventPersister,
+        sender: RoomSender,
+        server_name: str,
+        clock: Clock,
+    ) -> None:
+        self._db = db
+        self._rooms = rooms
+        self._builder = builder
+        self._persister = persister
+        self._sender = sender
+        self._server_name = server_name
+        self._clock = clock
+
+    async def create(self, spec: RoomSpec) -> str:
+        """Create the room and send its initial events; returns the room ID."""
+        rv = spec.room_version
+        content = dict(spec.creation_content)
+        if not rv.implicit_room_creator:
+            content["creator"] = spec.creator
+        content["room_version"] = rv.identifier
+        if rv.privileged_creators and spec.preset == "trusted_private_chat" and spec.invite:
+            extra = content.get("additional_creators")
+            merged = list(extra) if isinstance(extra, list) else []
+            content["additional_creators"] = merged + [u for u in spec.invite if u not in merged]
+        room_id = (
+            None if rv.room_id_from_create_event else f"!{secrets.token_urlsafe(18)}:{self._server_name}"
+        )
+        try:
+            create_event = self._builder.build_create_event(rv, room_id, spec.creator, content)
+        except Exception as e:  # InvalidPDU from bad creation_content
+            raise MatrixError(400, "M_BAD_JSON", f"Invalid creation_content: {e}") from e
+        room_id = create_event.room_id
+        async with self._db.write() as conn:
+            room = await self._rooms.create(conn, room_id, rv, self._clock.time_ms())
+        async with self._persister.locked(room_id):
+            try:
+                await self._persister.persist(room, create_event)
+            except EventRejected as e:
+                raise MatrixError(400, "M_BAD_JSON", f"Invalid create event: {e.reason}") from e
+            for event_type, state_key, event_content in self._initial_events(spec):
+                await self._send(room, spec.creator, event_type, state_key, event_content)
+        return room_id
+
+    async def _send(
+        self, room: RoomInfo, sender: str, event_type: str, state_key: str | None, content: Mapping[str, Any]
+    ) -> None:
+        await self._sender.send_locked(room, sender, event_type, content, state_key=state_key)
+
+    def _initial_events(self, spec: RoomSpec) -> list[tuple[str, str | None, dict[str, Any]]]:
+        preset = PRESETS[spec.preset]
+        out: list[tuple[str, str | None, dict[str, Any]]] = [
+            ("m.room.member", spec.creator, {"membership": "join"}),
+        ]
+        power = default_power_levels(spec)
+        if spec.power_level_override:
+            power.update(spec.power_level_override)
+        out.append(("m.room.power_levels", "", power))
+        if spec.canonical_alias:
+            out.append(("m.room.canonical_alias", "", {"alias": spec.canonical_alias}))
+        state: dict[StateKey, dict[str, Any]] = {
+            ("m.room.join_rules", ""): {"join_rule": preset["join_rule"]},
+            ("m.room.history_visibility", ""): {"history_visibility": preset["history_visibility"]},
+            ("m.room.guest_access", ""): {"guest_access": preset["guest_access"]},
+        }
+        preset_keys = list(state)
+        for event_type, state_key, content in spec.initial_state:
+            state[(event_type, state_key)] = content
+        if spec.name is not None:
+            state[("m.room.name", "")] = {"name": spec.name}
+        if spec.topic is not None:
+            state[("m.room.topic", "")] = {
+                "topic": spec.topic,
+                "m.topic": [{"mimetype": "text/plain", "body": spec.topic}],
+            }
+        for key in preset_keys:
+            out.append((key[0], key[1], state.pop(key)))
+        out.extend((t, sk, c) for (t, sk), c in state.items())
+        for user_id in spec.invite:
+            content: dict[str, Any] = {"membership": "invite"}
+            if spec.is_direct:
+                content["is_direct"] = True
+            out.append(("m.room.member", user_id, content))
+        return out
+
+
+def room_version_or_error(identifier: str | None, default: RoomVersion) -> RoomVersion:
+    if identifier is None:
+        return default
+    rv = KNOWN_ROOM_VERSIONS.get(identifier)
+    if rv is None:
+        raise MatrixError(400, "M_UNSUPPORTED_ROOM_VERSION", f"Unsupported room version {identifier}")
+    return rv

@@ -1,0 +1,84 @@
+"""Sending events as a local user: the client's way into `EventPersister`.
+
+Build and persist happen under the room's lock, so each event sits on the
+extremities it was built on. A client transaction id is checked before and
+again under the lock, so a retried PUT returns the first event instead of
+sending a second one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hearth.core.errors import EventTooLarge, InvalidPDU
+from hearth.errors import MatrixError, forbidden, not_found
+from hearth.rooms.builder import EventBuilder
+from hearth.rooms.persist import EventPersister, EventRejected, TxnRecord
+from hearth.storage.events import StoredEvent
+from hearth.storage.rooms import RoomInfo, RoomsStore
+
+
+class RoomSender:
+    def __init__(self, *, rooms: RoomsStore, builder: EventBuilder, persister: EventPersister) -> None:
+        self._rooms = rooms
+        self._builder = builder
+        self._persister = persister
+
+    async def room(self, room_id: str) -> RoomInfo:
+        room = await self._rooms.get(room_id)
+        if room is None:
+            raise not_found(f"Unknown room {room_id}")
+        return room
+
+    async def send(
+        self,
+        room_id: str,
+        sender: str,
+        event_type: str,
+        content: Mapping[str, Any],
+        *,
+        state_key: str | None = None,
+        txn: TxnRecord | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Send an event and return its ID (the earlier one, for a repeated txn id)."""
+        if txn is not None:
+            earlier = await self._rooms.event_for_txn(txn.user_id, txn.device_id, txn.txn_id)
+            if earlier is not None:
+                return earlier
+        room = await self.room(room_id)
+        async with self._persister.locked(room_id):
+            if txn is not None:
+                earlier = await self._rooms.event_for_txn(txn.user_id, txn.device_id, txn.txn_id)
+                if earlier is not None:
+                    return earlier
+            stored = await self.send_locked(
+                room, sender, event_type, content, state_key=state_key, txn=txn, extra=extra
+            )
+        return stored.event_id
+
+    async def send_locked(
+        self,
+        room: RoomInfo,
+        sender: str,
+        event_type: str,
+        content: Mapping[str, Any],
+        *,
+        state_key: str | None = None,
+        txn: TxnRecord | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> StoredEvent:
+        """`send` for a caller that already holds the room's lock (e.g. room creation)."""
+        try:
+            event = await self._builder.build(
+                room, sender=sender, event_type=event_type, content=content, state_key=state_key, extra=extra
+            )
+        except EventTooLarge as e:
+            raise MatrixError(413, "M_TOO_LARGE", e.reason) from e
+        except InvalidPDU as e:
+            raise MatrixError(400, "M_BAD_JSON", e.reason) from e
+        try:
+            return await self._persister.persist(room, event, txn=txn)
+        except EventRejected as e:
+            raise forbidden(e.reason) from e

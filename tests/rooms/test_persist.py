@@ -1,0 +1,157 @@
+"""The room server's persist path: room creation, sends, state snapshots, forks."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from hearth.core.room_versions import KNOWN_ROOM_VERSIONS, V10, V12
+from hearth.errors import MatrixError
+from hearth.homeserver import Homeserver
+from hearth.rooms.create import RoomSpec
+from hearth.rooms.persist import EventRejected, TxnRecord
+from hearth.storage.tables import events as events_table
+from tests.helpers.clock import FakeClock
+from tests.helpers.homeserver import SERVER_NAME
+
+ALICE = f"@alice:{SERVER_NAME}"
+BOB = f"@bob:{SERVER_NAME}"
+
+
+async def current_state(hs: Homeserver, room_id: str) -> dict[tuple[str, str], str]:
+    room = await hs.room_store.get(room_id)
+    assert room is not None
+    async with hs.db.read() as conn:
+        nids = await hs.state_store.current_event_nids(conn, room.room_nid)
+        keys = await hs.state_store.keys_for_nids(conn, nids)
+        evs = await hs.event_store.by_nids(conn, nids.values())
+    return {keys[k]: evs[e].event_id for k, e in nids.items()}
+
+
+async def make_room(hs: Homeserver, preset: str = "public_chat", version: str = "12", **kw: object) -> str:
+    spec = RoomSpec(creator=ALICE, room_version=KNOWN_ROOM_VERSIONS[version], preset=preset, **kw)  # type: ignore[arg-type]
+    return await hs.room_creator.create(spec)
+
+
+@pytest.mark.parametrize("version", sorted(KNOWN_ROOM_VERSIONS, key=int))
+async def test_create_room_in_every_version(hs: Homeserver, version: str) -> None:
+    room_id = await make_room(hs, version=version, name="Test", topic="Topic")
+    state = await current_state(hs, room_id)
+    assert ("m.room.create", "") in state
+    assert ("m.room.member", ALICE) in state
+    assert ("m.room.name", "") in state
+    assert ("m.room.join_rules", "") in state
+    assert await hs.room_store.rooms_for_user(ALICE) == [room_id]
+    if version == "12":
+        assert ":" not in room_id
+
+
+async def test_sends_chain_on_one_extremity(hs: Homeserver) -> None:
+    room_id = await make_room(hs)
+    ids = [
+        await hs.room_sender.send(room_id, ALICE, "m.room.message", {"body": str(i), "msgtype": "m.text"})
+        for i in range(5)
+    ]
+    room = await hs.room_store.get(room_id)
+    assert room is not None
+    async with hs.db.read() as conn:
+        extremities = await hs.room_store.extremities(conn, room.room_nid)
+        stored = await hs.event_store.by_ids(conn, ids)
+    assert [x.event_id for x in extremities] == [ids[-1]]
+    for prev, nxt in zip(ids, ids[1:], strict=False):
+        assert stored[nxt].event.prev_event_ids == [prev]
+        assert stored[nxt].event.depth == stored[prev].event.depth + 1
+        assert stored[nxt].stream_ordering > stored[prev].stream_ordering  # type: ignore[operator]
+
+
+async def test_non_member_cannot_send(hs: Homeserver) -> None:
+    room_id = await make_room(hs)
+    with pytest.raises(MatrixError) as err:
+        await hs.room_sender.send(room_id, BOB, "m.room.message", {"body": "hi"})
+    assert err.value.errcode == "M_FORBIDDEN"
+    async with hs.db.read() as conn:
+        count = (
+            await conn.execute(
+                select(func.count()).select_from(events_table).where(events_table.c.sender == BOB)
+            )
+        ).scalar_one()
+    assert count == 0
+
+
+async def test_join_public_room_updates_membership(hs: Homeserver) -> None:
+    room_id = await make_room(hs)
+    await hs.room_sender.send(room_id, BOB, "m.room.member", {"membership": "join"}, state_key=BOB)
+    room = await hs.room_store.get(room_id)
+    assert room is not None
+    assert sorted(await hs.room_store.members(room.room_nid)) == sorted([ALICE, BOB])
+    await hs.room_sender.send(room_id, BOB, "m.room.member", {"membership": "leave"}, state_key=BOB)
+    assert await hs.room_store.members(room.room_nid) == [ALICE]
+    assert await hs.room_store.rooms_for_user(BOB, "leave") == [room_id]
+
+
+async def test_txn_id_makes_send_idempotent(hs: Homeserver) -> None:
+    room_id = await make_room(hs)
+    txn = TxnRecord(ALICE, "DEV", "t1")
+    first = await hs.room_sender.send(room_id, ALICE, "m.room.message", {"body": "once"}, txn=txn)
+    again = await hs.room_sender.send(room_id, ALICE, "m.room.message", {"body": "once"}, txn=txn)
+    assert first == again
+    other_device = await hs.room_sender.send(
+        room_id, ALICE, "m.room.message", {"body": "once"}, txn=TxnRecord(ALICE, "DEV2", "t1")
+    )
+    assert other_device != first
+
+
+@pytest.mark.parametrize("rv", [V10, V12], ids=lambda rv: f"v{rv.identifier}")
+async def test_fork_resolves_state_and_merges(hs: Homeserver, fake_clock: FakeClock, rv: object) -> None:
+    """Two events on the same parent fork the DAG; a later event merges the branches."""
+    room_id = await make_room(hs, version=rv.identifier)  # type: ignore[attr-defined]
+    room = await hs.room_store.get(room_id)
+    assert room is not None
+    async with hs.persister.locked(room_id):
+        base_topic = await hs.room_sender.send_locked(
+            room, ALICE, "m.room.topic", {"topic": "base"}, state_key=""
+        )
+        # Branch A: built on the current extremity.
+        branch_a = await hs.event_builder.build(
+            room, sender=ALICE, event_type="m.room.name", content={"name": "A"}, state_key=""
+        )
+        # Branch B: built on the same extremity before A is persisted, and later, so
+        # its topic wins the tie-break (same power, later timestamp) over the base topic.
+        fake_clock.advance(1000)
+        branch_b = await hs.event_builder.build(
+            room, sender=ALICE, event_type="m.room.topic", content={"topic": "B"}, state_key=""
+        )
+        assert branch_a.prev_event_ids == branch_b.prev_event_ids == [base_topic.event_id]
+        await hs.persister.persist(room, branch_a)
+        await hs.persister.persist(room, branch_b)
+        async with hs.db.read() as conn:
+            extremities = await hs.room_store.extremities(conn, room.room_nid)
+        assert {x.event_id for x in extremities} == {branch_a.event_id, branch_b.event_id}
+        # Current state is the resolution of both branches: A's name and B's topic.
+        state = await current_state(hs, room_id)
+        assert state[("m.room.name", "")] == branch_a.event_id
+        assert state[("m.room.topic", "")] == branch_b.event_id
+        merge = await hs.room_sender.send_locked(room, ALICE, "m.room.message", {"body": "merge"})
+    assert set(merge.event.prev_event_ids) == {branch_a.event_id, branch_b.event_id}
+    async with hs.db.read() as conn:
+        extremities = await hs.room_store.extremities(conn, room.room_nid)
+        before = await hs.state_store.load(conn, merge.state_before_nid)  # type: ignore[arg-type]
+        evs = await hs.event_store.by_nids(conn, before.values())
+    assert [x.event_id for x in extremities] == [merge.event_id]
+    ids_before = {s.event_id for s in evs.values()}
+    assert branch_a.event_id in ids_before and branch_b.event_id in ids_before
+
+
+async def test_event_on_unknown_prev_is_rejected(hs: Homeserver) -> None:
+    room_id = await make_room(hs)
+    room = await hs.room_store.get(room_id)
+    assert room is not None
+    event = await hs.event_builder.build(room, sender=ALICE, event_type="m.room.message", content={})
+    from hearth.core.pdu import build_event
+
+    forged = build_event(
+        {**event.pdu, "prev_events": ["$" + "A" * 43]}, room.room_version, SERVER_NAME, hs.signing_key
+    )
+    async with hs.persister.locked(room_id):
+        with pytest.raises(EventRejected):
+            await hs.persister.persist(room, forged)
