@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from sqlalchemy import func, select
 
@@ -58,7 +60,7 @@ async def test_sends_chain_on_one_extremity(hs: Homeserver) -> None:
         extremities = await hs.room_store.extremities(conn, room.room_nid)
         stored = await hs.event_store.by_ids(conn, ids)
     assert [x.event_id for x in extremities] == [ids[-1]]
-    for prev, nxt in zip(ids, ids[1:], strict=False):
+    for prev, nxt in itertools.pairwise(ids):
         assert stored[nxt].event.prev_event_ids == [prev]
         assert stored[nxt].event.depth == stored[prev].event.depth + 1
         assert stored[nxt].stream_ordering > stored[prev].stream_ordering  # type: ignore[operator]
