@@ -17,7 +17,10 @@ async def get_requester(request: web.Request) -> Requester:
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     token = require_token_value(request.headers.get("Authorization"), request.query.get("access_token"))
-    requester = await request.config_dict[HS].sessions.authenticate(token)
+    hs = request.config_dict[HS]
+    requester = await hs.sessions.authenticate(token)
+    # Cheap: writes last_seen_ts only every few minutes per device.
+    await hs.device_manager.note_seen(requester.user_id, requester.device_id, request.remote)
     request[_REQUESTER] = requester
     return requester
 

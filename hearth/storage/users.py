@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.storage.db import Database
 from hearth.storage.tables import profiles, users
@@ -18,6 +19,12 @@ class Account:
     created_ts: int
     is_admin: bool
     deactivated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    displayname: str | None
+    avatar_url: str | None
 
 
 class UserExists(Exception):
@@ -74,3 +81,33 @@ class UsersStore:
     async def count(self) -> int:
         async with self._db.read() as conn:
             return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
+
+    # --- profiles ----------------------------------------------------------
+
+    async def get_profile(self, user_id: str) -> Profile | None:
+        """The profile of an active account; None for unknown or deactivated users."""
+        async with self._db.read() as conn:
+            row = (await conn.execute(
+                select(profiles.c.displayname, profiles.c.avatar_url)
+                .select_from(users.join(profiles, profiles.c.user_id == users.c.user_id))
+                .where(users.c.user_id == user_id, users.c.deactivated.is_(False))
+            )).first()
+        return Profile(row[0], row[1]) if row else None
+
+    async def set_profile_field(self, user_id: str, field: str, value: str | None) -> None:
+        """Set `displayname` or `avatar_url` (None clears it)."""
+        if field not in ("displayname", "avatar_url"):
+            raise ValueError(f"not a profile column: {field}")
+        async with self._db.write() as conn:
+            await conn.execute(update(profiles).where(profiles.c.user_id == user_id)
+                               .values({field: value}))
+
+    # --- deactivation --------------------------------------------------------
+
+    async def deactivate(self, conn: AsyncConnection, user_id: str, *, erase_profile: bool) -> None:
+        """Mark the account deactivated and forget its password, in the caller's transaction."""
+        await conn.execute(update(users).where(users.c.user_id == user_id)
+                           .values(deactivated=True, password_hash=None))
+        if erase_profile:
+            await conn.execute(update(profiles).where(profiles.c.user_id == user_id)
+                               .values(displayname=None, avatar_url=None))

@@ -1,0 +1,40 @@
+"""Account deactivation: the account can never be used again.
+
+One transaction marks the account deactivated and forgets its password hash
+(and with `erase`, also its profile, account data and filters); then every
+device is logged out through `SessionService.logout_all`, which evicts the
+tokens from the in-memory cache, so the user's tokens die before the response
+is sent. Marking first means a login racing with deactivation is refused by the
+login check on `Account.deactivated` rather than left with a fresh token.
+
+With `erase` the spec also wants later joiners of the user's rooms to see
+their events redacted; that needs the room server and is not done yet. Third-
+party identifiers are never stored by this server, so there is nothing to
+unbind from an identity server.
+"""
+
+from __future__ import annotations
+
+from hearth.storage.account_data import AccountDataStore
+from hearth.storage.db import Database
+from hearth.storage.filters import FiltersStore
+from hearth.storage.users import UsersStore
+from hearth.users.sessions import SessionService
+
+
+class DeactivationService:
+    def __init__(self, *, db: Database, users: UsersStore, account_data: AccountDataStore,
+                 filters: FiltersStore, sessions: SessionService) -> None:
+        self._db = db
+        self._users = users
+        self._account_data = account_data
+        self._filters = filters
+        self._sessions = sessions
+
+    async def deactivate(self, user_id: str, *, erase: bool) -> None:
+        async with self._db.write() as conn:
+            await self._users.deactivate(conn, user_id, erase_profile=erase)
+            if erase:
+                await self._account_data.delete_all(conn, user_id)
+                await self._filters.delete_all(conn, user_id)
+        await self._sessions.logout_all(user_id)
