@@ -15,13 +15,22 @@ from signedjson.types import SigningKey
 from hearth.clock import Clock, IdGenerator, SystemClock
 from hearth.config import HearthConfig
 from hearth.metrics import Metrics
+from hearth.notifier import Notifier
 from hearth.ratelimit import Ratelimiters
+from hearth.rooms.builder import EventBuilder
+from hearth.rooms.create import RoomCreator
+from hearth.rooms.persist import EventPersister
+from hearth.rooms.send import RoomSender
 from hearth.signing_key import load_signing_key
 from hearth.storage.account_data import AccountDataStore
 from hearth.storage.db import Database
 from hearth.storage.devices import DevicesStore
+from hearth.storage.events import EventsStore
 from hearth.storage.filters import FiltersStore
+from hearth.storage.positions import PositionTracker
 from hearth.storage.registration_tokens import RegistrationTokensStore
+from hearth.storage.rooms import RoomsStore
+from hearth.storage.state import StateStore
 from hearth.storage.uia import UIASessionsStore
 from hearth.storage.users import UsersStore
 from hearth.users.account_data import AccountDataService
@@ -55,14 +64,23 @@ class Homeserver:
     registration_tokens: RegistrationTokensStore
     login: LoginService
     uia: UIAService
+    registration: RegistrationService
+    shared_secret_registration: SharedSecretRegistration
     device_manager: DeviceService
     profiles: ProfileService
     account_data: AccountDataService
     filters: FilterService
     password_changes: PasswordChangeService
     deactivation: DeactivationService
-    registration: RegistrationService
-    shared_secret_registration: SharedSecretRegistration
+    notifier: Notifier
+    room_store: RoomsStore
+    event_store: EventsStore
+    state_store: StateStore
+    event_positions: PositionTracker
+    persister: EventPersister
+    event_builder: EventBuilder
+    room_sender: RoomSender
+    room_creator: RoomCreator
 
     @classmethod
     async def start(cls, config: HearthConfig, *, clock: Clock | None = None) -> Homeserver:
@@ -90,13 +108,23 @@ class Homeserver:
         )
         account_data = AccountDataStore(db)
         filters = FiltersStore(db)
+        signing_key = load_signing_key(config.signing_key_path)
+        notifier = Notifier()
+        room_store, event_store, state_store = RoomsStore(db), EventsStore(), StateStore(db)
+        async with db.read() as conn:
+            event_positions = PositionTracker(await event_store.max_stream_ordering(conn))
+        persister = EventPersister(db=db, rooms=room_store, events=event_store, state=state_store,
+                                   positions=event_positions, notifier=notifier)
+        event_builder = EventBuilder(db=db, rooms=room_store, events=event_store, state=state_store,
+                                     server_name=config.server_name, signing_key=signing_key, clock=clock)
+        room_sender = RoomSender(rooms=room_store, builder=event_builder, persister=persister)
         return cls(
             config=config,
             db=db,
             clock=clock,
             ids=ids,
             metrics=Metrics(),
-            signing_key=load_signing_key(config.signing_key_path),
+            signing_key=signing_key,
             ratelimiters=ratelimiters,
             passwords=passwords,
             users=users,
@@ -106,13 +134,6 @@ class Homeserver:
             registration_tokens=registration_tokens,
             login=login,
             uia=uia,
-            device_manager=DeviceService(devices=devices, sessions=sessions, clock=clock),
-            profiles=ProfileService(server_name=config.server_name, users=users),
-            account_data=AccountDataService(store=account_data),
-            filters=FilterService(store=filters),
-            password_changes=PasswordChangeService(users=users, passwords=passwords, sessions=sessions),
-            deactivation=DeactivationService(db=db, users=users, account_data=account_data,
-                                             filters=filters, sessions=sessions),
             registration=RegistrationService(
                 enabled=config.enable_registration, requires_token=config.registration_requires_token,
                 accounts=accounts, sessions=sessions, uia=uia, tokens=registration_tokens,
@@ -122,6 +143,23 @@ class Homeserver:
                 secret=config.registration_shared_secret, accounts=accounts, sessions=sessions,
                 ids=ids, clock=clock,
             ),
+            device_manager=DeviceService(devices=devices, sessions=sessions, clock=clock),
+            profiles=ProfileService(server_name=config.server_name, users=users),
+            account_data=AccountDataService(store=account_data),
+            filters=FilterService(store=filters),
+            password_changes=PasswordChangeService(users=users, passwords=passwords, sessions=sessions),
+            deactivation=DeactivationService(db=db, users=users, account_data=account_data,
+                                             filters=filters, sessions=sessions),
+            notifier=notifier,
+            room_store=room_store,
+            event_store=event_store,
+            state_store=state_store,
+            event_positions=event_positions,
+            persister=persister,
+            event_builder=event_builder,
+            room_sender=room_sender,
+            room_creator=RoomCreator(db=db, rooms=room_store, builder=event_builder, persister=persister,
+                                     sender=room_sender, server_name=config.server_name, clock=clock),
         )
 
     async def close(self) -> None:
