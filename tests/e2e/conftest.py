@@ -1,0 +1,26 @@
+"""A real `hearth serve --config ...` for the end-to-end tests, one per module.
+
+The config is the one `hearth generate-config` writes, with open registration,
+cheap password hashing and no rate limits; the database is SQLite in the
+module's temporary folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.process import HearthProcess, free_port, make_config, start_hearth
+
+SERVER_NAME = "e2e.test"
+
+
+@pytest.fixture(scope="module")
+def hearth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HearthProcess]:
+    root = tmp_path_factory.mktemp("e2e")
+    port = free_port()
+    config = make_config(root / "data", port=port, server_name=SERVER_NAME)
+    server = start_hearth(["serve", "--config", str(config)], cwd=root, base_url=f"http://127.0.0.1:{port}")
+    yield server
+    server.kill()
