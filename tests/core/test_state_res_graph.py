@@ -32,9 +32,9 @@ def test_auth_difference_of_ban_vs_power_change() -> None:
     mb = room.member("mb", BOB, "ban", sender=ALICE)
     pb = room.power_levels("pb", BOB, {BOB: 50}, prev=[pa])
     sets = [room.state_after[mb], room.state_after[pb]]
-    unconflicted, _ = split_state_sets(sets)
+    unconflicted, conflicted = split_state_sets(sets)
     # pa is in both chains (pb cites it); bob's join is cited by the ban.
-    assert auth_difference(EventGraph(room.events), sets, unconflicted) == {mb, pb}
+    assert auth_difference(EventGraph(room.events), sets, unconflicted, conflicted) == {mb, pb}
 
 
 def test_auth_difference_reaches_below_the_state_sets() -> None:
@@ -45,8 +45,8 @@ def test_auth_difference_reaches_below_the_state_sets() -> None:
     p2 = room.power_levels("p2", ALICE, {CHARLIE: 2})
     t = room.topic("t", ALICE, prev=[base])
     sets = [room.state_after[p2], room.state_after[t]]
-    unconflicted, _ = split_state_sets(sets)
-    diff = auth_difference(EventGraph(room.events), sets, unconflicted)
+    unconflicted, conflicted = split_state_sets(sets)
+    diff = auth_difference(EventGraph(room.events), sets, unconflicted, conflicted)
     assert diff == {p1, p2, t}
 
 

@@ -60,8 +60,8 @@ def test_problem_b_v2_misses_the_event_in_between() -> None:
     room = RoomBuilder(V11)
     ipower, pl1, _, correct, outdated = _problem_b(room)
     graph = EventGraph(room.events)
-    unconflicted, _ = split_state_sets([correct, outdated])
-    assert pl1 not in auth_difference(graph, [correct, outdated], unconflicted)
+    unconflicted, conflicted = split_state_sets([correct, outdated])
+    assert pl1 not in auth_difference(graph, [correct, outdated], unconflicted, conflicted)
     assert room.resolve_sets([correct, outdated])[PL_KEY] == ipower
 
 

@@ -72,7 +72,7 @@ def resolve_v2(
     resolver = _Resolver(room_version, graph, rejected_event_ids)
 
     conflicted_ids: set[str] = set().union(*conflicted.values())
-    full = conflicted_ids | auth_difference(graph, state_sets, unconflicted)
+    full = conflicted_ids | auth_difference(graph, state_sets, unconflicted, conflicted)
     if v2_1:
         full |= conflicted_subgraph(graph, conflicted_ids)
 
