@@ -53,7 +53,8 @@ _HASH_ID_STANDARD = re.compile(r"[A-Za-z0-9+/]{43}", re.ASCII)
 _HASH_ID_URLSAFE = re.compile(r"[A-Za-z0-9_\-]{43}", re.ASCII)
 
 
-def _within_limit(s: str) -> bool:
+def within_id_limit(s: str) -> bool:
+    """Whether ``s`` fits the 255-byte UTF-8 limit on identifiers, types and state keys."""
     if s.isascii():
         return len(s) <= MAX_ID_BYTES
     try:
@@ -156,7 +157,7 @@ def _split_sigiled(s: str, sigil: str, what: str) -> tuple[str, str]:
         raise InvalidIdentifier(f"{what} must be a string")
     if not s.startswith(sigil):
         raise InvalidIdentifier(f"{what} {s[:300]!r} must start with {sigil!r}")
-    if not _within_limit(s):
+    if not within_id_limit(s):
         raise InvalidIdentifier(f"{what} is longer than {MAX_ID_BYTES} bytes")
     localpart, sep, domain = s[1:].partition(":")
     if not sep:

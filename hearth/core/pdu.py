@@ -70,7 +70,7 @@ from hearth.core.crypto import (
 )
 from hearth.core.errors import CoreError, EventTooLarge, InvalidIdentifier, InvalidPDU
 from hearth.core.events import Event
-from hearth.core.ids import MAX_ID_BYTES, parse_event_id, parse_room_id, parse_user_id
+from hearth.core.ids import MAX_ID_BYTES, parse_event_id, parse_room_id, parse_user_id, within_id_limit
 from hearth.core.room_versions import EventFormat, RoomVersion
 
 MAX_PDU_BYTES = 65536
@@ -122,7 +122,7 @@ def _check_short_string(pdu: Mapping[str, Any], key: str) -> str:
     value = pdu.get(key)
     if not isinstance(value, str):
         _fail(f"'{key}' must be a string")
-    if len(value) > MAX_ID_BYTES and (not value.isascii() or len(value.encode("utf-8")) > MAX_ID_BYTES):
+    if not within_id_limit(value):
         _fail(f"'{key}' is longer than {MAX_ID_BYTES} bytes")
     return value
 
