@@ -16,6 +16,7 @@ from typing import Any
 
 from hearth.clock import Clock
 from hearth.core.events import StateKey
+from hearth.core.power_levels import parse_power_level
 from hearth.core.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from hearth.errors import MatrixError
 from hearth.rooms.builder import EventBuilder
@@ -44,12 +45,14 @@ class RoomSpec:
     preset: str
     creation_content: dict[str, Any] = field(default_factory=dict)
     power_level_override: dict[str, Any] | None = None
-    canonical_alias: str | None = None
     initial_state: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     name: str | None = None
     topic: str | None = None
     invite: list[str] = field(default_factory=list)
     is_direct: bool = False
+    # The local part of an alias to create and make canonical.
+    room_alias_name: str | None = None
+    visibility: str = "private"
 
 
 def default_power_levels(spec: RoomSpec) -> dict[str, Any]:
@@ -110,6 +113,8 @@ class RoomCreator:
     async def create(self, spec: RoomSpec) -> str:
         """Create the room and send its initial events; returns the room ID."""
         rv = spec.room_version
+        if spec.power_level_override is not None:
+            check_power_levels_content(spec.power_level_override, rv)
         content = dict(spec.creation_content)
         if not rv.implicit_room_creator:
             content["creator"] = spec.creator
@@ -151,8 +156,9 @@ class RoomCreator:
         if spec.power_level_override:
             power.update(spec.power_level_override)
         out.append(("m.room.power_levels", "", power))
-        if spec.canonical_alias:
-            out.append(("m.room.canonical_alias", "", {"alias": spec.canonical_alias}))
+        if spec.room_alias_name is not None:
+            alias = f"#{spec.room_alias_name}:{self._server_name}"
+            out.append(("m.room.canonical_alias", "", {"alias": alias}))
         state: dict[StateKey, dict[str, Any]] = {
             ("m.room.join_rules", ""): {"join_rule": preset["join_rule"]},
             ("m.room.history_visibility", ""): {"history_visibility": preset["history_visibility"]},
@@ -177,6 +183,32 @@ class RoomCreator:
                 content["is_direct"] = True
             out.append(("m.room.member", user_id, content))
         return out
+
+
+_SCALAR_LEVELS = ("ban", "events_default", "invite", "kick", "redact", "state_default", "users_default")
+
+
+def check_power_levels_content(content: Mapping[str, Any], rv: RoomVersion) -> None:
+    """Refuse a power levels override the auth rules would refuse, before the room exists."""
+
+    def bad(what: str) -> MatrixError:
+        return MatrixError(400, "M_INVALID_ROOM_STATE", f"power_level_content_override: {what}")
+
+    def level(value: object, what: str) -> None:
+        if parse_power_level(value, rv) is None:
+            raise bad(f"{what} is not an integer power level")
+
+    for key in _SCALAR_LEVELS:
+        if key in content:
+            level(content[key], key)
+    for key in ("users", "events", "notifications"):
+        if key not in content:
+            continue
+        sub = content[key]
+        if not isinstance(sub, Mapping):
+            raise bad(f"{key} is not an object")
+        for name, value in sub.items():
+            level(value, f"{key}.{name}")
 
 
 def room_version_or_error(identifier: str | None, default: RoomVersion) -> RoomVersion:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hearth.core.errors import EventTooLarge, InvalidPDU
-from hearth.errors import MatrixError, forbidden, not_found
+from hearth.errors import MatrixError, forbidden
 from hearth.rooms.builder import EventBuilder
 from hearth.rooms.persist import EventPersister, EventRejected, TxnRecord
 from hearth.storage.events import StoredEvent
@@ -26,9 +26,10 @@ class RoomSender:
         self._persister = persister
 
     async def room(self, room_id: str) -> RoomInfo:
+        """The room, or M_FORBIDDEN: senders learn nothing about rooms they are not in."""
         room = await self._rooms.get(room_id)
         if room is None:
-            raise not_found(f"Unknown room {room_id}")
+            raise forbidden(f"You are not in room {room_id}")
         return room
 
     async def send(

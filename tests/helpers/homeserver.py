@@ -40,6 +40,7 @@ class MatrixTestClient:
     def __init__(self, http: TestClient, hs: Homeserver) -> None:
         self.http = http
         self.hs = hs
+        self._txn = 0
 
     async def request(self, method: str, path: str, *, token: str | None = None, json: Any = None,
                       data: Any = None, headers: dict[str, str] | None = None,
@@ -65,3 +66,27 @@ class MatrixTestClient:
         body = {"type": "m.login.password",
                 "identifier": {"type": "m.id.user", "user": username}, "password": password, **extra}
         return await self.request("POST", "/_matrix/client/v3/login", json=body)  # type: ignore[no-any-return]
+
+    async def user(self, username: str) -> tuple[str, str]:
+        """Register `username`; returns (user_id, access_token)."""
+        body = await self.register(username)
+        return body["user_id"], body["access_token"]
+
+    async def create_room(self, token: str, **body: Any) -> str:
+        resp = await self.request("POST", "/_matrix/client/v3/createRoom", token=token, json=body)
+        return resp["room_id"]  # type: ignore[no-any-return]
+
+    async def send_message(self, token: str, room_id: str, body: str = "hello", *,
+                           event_type: str = "m.room.message", content: dict[str, Any] | None = None,
+                           txn_id: str | None = None) -> str:
+        self._txn += 1
+        resp = await self.request(
+            "PUT", f"/_matrix/client/v3/rooms/{room_id}/send/{event_type}/{txn_id or f't{self._txn}'}",
+            token=token, json=content if content is not None else {"msgtype": "m.text", "body": body})
+        return resp["event_id"]  # type: ignore[no-any-return]
+
+    async def send_state(self, token: str, room_id: str, event_type: str, content: dict[str, Any],
+                         state_key: str = "") -> str:
+        resp = await self.request("PUT", f"/_matrix/client/v3/rooms/{room_id}/state/{event_type}/{state_key}",
+                                  token=token, json=content)
+        return resp["event_id"]  # type: ignore[no-any-return]

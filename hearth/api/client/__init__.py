@@ -13,12 +13,16 @@ from hearth.api.client import (
     login,
     profile,
     register,
+    room_create,
+    room_send,
     thirdparty,
     versions,
 )
 
-_MODULES = (versions, capabilities, register, login, account, devices, profile, account_data,
-            filters, thirdparty)
+_MODULES = (
+    versions, capabilities, register, login, account, devices, profile, account_data, filters, thirdparty,
+    room_create, room_send,
+)
 
 
 def build_client_app() -> web.Application:

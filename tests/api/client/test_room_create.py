@@ -1,0 +1,95 @@
+"""POST /createRoom."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers.homeserver import MatrixTestClient
+
+
+async def room_state(client: MatrixTestClient, room_id: str) -> dict[tuple[str, str], dict[str, object]]:
+    room = await client.hs.room_store.get(room_id)
+    assert room is not None
+    async with client.hs.db.read() as conn:
+        nids = await client.hs.state_store.current_event_nids(conn, room.room_nid)
+        keys = await client.hs.state_store.keys_for_nids(conn, nids)
+        evs = await client.hs.event_store.by_nids(conn, nids.values())
+    return {keys[k]: dict(evs[e].event.content) for k, e in nids.items()}
+
+
+async def test_create_room_defaults_to_v12_private(client: MatrixTestClient) -> None:
+    alice, token = await client.user("alice")
+    room_id = await client.create_room(token)
+    state = await room_state(client, room_id)
+    assert state[("m.room.create", "")]["room_version"] == "12"
+    assert state[("m.room.join_rules", "")] == {"join_rule": "invite"}
+    assert state[("m.room.history_visibility", "")] == {"history_visibility": "shared"}
+    assert state[("m.room.member", alice)] == {"membership": "join"}
+    # v12: the creator has infinite power and is not listed in users.
+    assert alice not in state[("m.room.power_levels", "")]["users"]  # type: ignore[operator]
+
+
+async def test_public_preset_name_topic_and_initial_state(client: MatrixTestClient) -> None:
+    _, token = await client.user("alice")
+    room_id = await client.create_room(
+        token,
+        preset="public_chat",
+        name="Pub",
+        topic="Drinks",
+        initial_state=[{"type": "m.room.guest_access", "content": {"guest_access": "can_join"}}],
+    )
+    state = await room_state(client, room_id)
+    assert state[("m.room.join_rules", "")] == {"join_rule": "public"}
+    assert state[("m.room.name", "")] == {"name": "Pub"}
+    assert state[("m.room.topic", "")]["topic"] == "Drinks"
+    # initial_state overrides the preset's guest access.
+    assert state[("m.room.guest_access", "")] == {"guest_access": "can_join"}
+
+
+async def test_older_room_version_lists_creator_in_power_levels(client: MatrixTestClient) -> None:
+    alice, token = await client.user("alice")
+    room_id = await client.create_room(token, room_version="10", power_level_content_override={"ban": 75})
+    state = await room_state(client, room_id)
+    assert state[("m.room.create", "")]["creator"] == alice
+    pl = state[("m.room.power_levels", "")]
+    assert pl["users"] == {alice: 100}
+    assert pl["ban"] == 75
+
+
+async def test_invitees_get_invites(client: MatrixTestClient) -> None:
+    _, token = await client.user("alice")
+    bob, _ = await client.user("bob")
+    room_id = await client.create_room(token, invite=[bob], is_direct=True, preset="trusted_private_chat")
+    state = await room_state(client, room_id)
+    assert state[("m.room.member", bob)] == {"membership": "invite", "is_direct": True}
+    assert bob in state[("m.room.create", "")]["additional_creators"]  # type: ignore[operator]
+
+
+async def test_unsupported_room_version(client: MatrixTestClient) -> None:
+    _, token = await client.user("alice")
+    body = await client.request(
+        "POST", "/_matrix/client/v3/createRoom", token=token, json={"room_version": "999"}, expect=400
+    )
+    assert body["errcode"] == "M_UNSUPPORTED_ROOM_VERSION"
+
+
+@pytest.mark.parametrize(
+    ("body", "errcode"),
+    [
+        ({"preset": "party"}, "M_BAD_JSON"),
+        ({"invite": ["not-a-user"]}, "M_INVALID_PARAM"),
+        ({"name": 5}, "M_BAD_JSON"),
+        ({"initial_state": [{"type": "m.room.create", "content": {}}]}, "M_INVALID_ROOM_STATE"),
+        ({"power_level_content_override": {"users_default": "lots"}}, "M_INVALID_ROOM_STATE"),
+        ({"power_level_content_override": {"users": {"@x:test.local": 1.5}}}, "M_INVALID_ROOM_STATE"),
+    ],
+)
+async def test_bad_requests(client: MatrixTestClient, body: dict[str, object], errcode: str) -> None:
+    _, token = await client.user("alice")
+    resp = await client.request("POST", "/_matrix/client/v3/createRoom", token=token, json=body, expect=400)
+    assert resp["errcode"] == errcode
+
+
+async def test_requires_auth(client: MatrixTestClient) -> None:
+    resp = await client.request("POST", "/_matrix/client/v3/createRoom", json={}, expect=401)
+    assert resp["errcode"] == "M_MISSING_TOKEN"
