@@ -84,14 +84,15 @@ class UsersStore:
 
     # --- profiles ----------------------------------------------------------
 
-    async def get_profile(self, user_id: str) -> Profile | None:
-        """The profile of an active account; None for unknown or deactivated users."""
-        async with self._db.read() as conn:
-            row = (await conn.execute(
-                select(profiles.c.displayname, profiles.c.avatar_url)
+    async def get_profile(self, user_id: str, *, include_deactivated: bool = False) -> Profile | None:
+        """The profile of an account; None for unknown (and, unless asked, deactivated) users."""
+        stmt = (select(profiles.c.displayname, profiles.c.avatar_url)
                 .select_from(users.join(profiles, profiles.c.user_id == users.c.user_id))
-                .where(users.c.user_id == user_id, users.c.deactivated.is_(False))
-            )).first()
+                .where(users.c.user_id == user_id))
+        if not include_deactivated:
+            stmt = stmt.where(users.c.deactivated.is_(False))
+        async with self._db.read() as conn:
+            row = (await conn.execute(stmt)).first()
         return Profile(row[0], row[1]) if row else None
 
     async def set_profile_field(self, user_id: str, field: str, value: str | None) -> None:
