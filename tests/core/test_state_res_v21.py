@@ -7,9 +7,11 @@ auth chains all agree. v2 resets state; v2.1 does not.
 
 from __future__ import annotations
 
+from hearth.core.events import Event
 from hearth.core.room_versions import V11, V12
+from hearth.core.state_res import resolve_state
 from hearth.core.state_res.graph import EventGraph, auth_difference, conflicted_subgraph, split_state_sets
-from tests.core.state_res_helpers import ALICE, BOB, CHARLIE, EVELYN, JR_KEY, PL_KEY, RoomBuilder
+from tests.core.state_res_helpers import ALICE, BOB, CHARLIE, EVELYN, JR_KEY, PL_KEY, TOPIC_KEY, RoomBuilder
 
 
 def _problem_a(room: RoomBuilder) -> tuple[str, str, dict, dict]:
@@ -100,3 +102,26 @@ def test_v12_creator_outranks_everyone_in_power_order() -> None:
     room = RoomBuilder(V12)
     by_alice, by_bob = _concurrent_join_rules(room)
     assert room.resolve(by_alice, by_bob)[JR_KEY] == by_bob
+
+
+def test_rejected_auth_events_are_not_used() -> None:
+    # Problem A again, but alice's join is known to be rejected: with an empty
+    # starting state her membership can only come from the join rules events'
+    # own auth events, which may not use a rejected event - both fail.
+    room = RoomBuilder(V12)
+    _, jr2, correct, outdated = _problem_a(room)
+    assert room.resolve_sets([correct, outdated])[JR_KEY] == jr2
+    rejected = {room.event_id("ima")}
+    state = resolve_state(V12, [correct, outdated], room.events, rejected_event_ids=rejected)
+    assert JR_KEY not in state
+
+
+def test_v12_event_naming_an_unknown_create_event_fails_auth() -> None:
+    # A conflicted topic whose room ID names no create event we hold: auth
+    # rule 2 rejects it during the replay; the resolution itself goes on.
+    room = RoomBuilder(V12)
+    base = room.base
+    good = room.topic("good", ALICE, ts=1)
+    stray = room.topic("stray", ALICE, prev=[base], ts=2)
+    room.events[stray] = Event({**room.events[stray].pdu, "room_id": "!elsewhere"}, stray, V12)
+    assert room.resolve(good, stray)[TOPIC_KEY] == good

@@ -74,6 +74,10 @@ class EventGraph:
         except KeyError:
             raise MissingEventError(event_id, needed_by) from None
 
+    def find(self, event_id: str) -> Event | None:
+        """The event if the map has it (for lookups that may legitimately miss)."""
+        return self._events.get(event_id)
+
     def auth_ids(self, event_id: str) -> Sequence[str]:
         """The event's ``auth_events`` IDs (cached; never mutate the result)."""
         ids = self._auth_ids.get(event_id)

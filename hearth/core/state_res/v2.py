@@ -172,13 +172,20 @@ class _Resolver:
         self._rejected = rejected
 
     def _create_event_for(self, event: Event) -> Event | None:
-        """The room's create event as seen from ``event``'s auth events (or room ID in v12)."""
+        """The room's create event as seen from ``event``'s auth events (or room ID in v12).
+
+        In v12 an event whose room ID names no create event we hold gets None,
+        and so fails auth rule 2 like any event of the wrong room; the real
+        create event is in every state set, so the walks have already insisted
+        it is in the event map.
+        """
         graph = self._graph
         if self._rv.room_id_from_create_event:
             room_id = event.room_id
             if event.type == CREATE or not room_id.startswith("!"):
                 return None
-            return graph.get("$" + room_id[1:], event.event_id)
+            create = graph.find("$" + room_id[1:])
+            return create if create is not None and create.type == CREATE else None
         create_id = graph.auth_event_of_type(event.event_id, CREATE_KEY)
         return graph.get(create_id) if create_id is not None else None
 
