@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hearth.core.events import Event
 from hearth.core.room_versions import V10, V12
@@ -14,7 +16,9 @@ from hearth.core.state_res.graph import (
     is_power_event,
     split_state_sets,
 )
+from hearth.core.state_res.v2 import _dependencies_in, _Resolver
 from tests.core.state_res_helpers import ALICE, BOB, CHARLIE, PL_KEY, RoomBuilder, member_key
+from tests.core.test_state_res_properties import actions, build
 
 
 def test_split_key_missing_from_one_set_is_conflicted() -> None:
@@ -91,3 +95,51 @@ def test_empty_and_single_inputs() -> None:
     state = room.state_after[room.head]
     assert resolve_state(V10, [], room.events) == {}
     assert resolve_state(V10, [state], {}) == state
+
+
+# --- the fast walks against brute force on random histories ---------------------
+
+
+def _closure(events: dict[str, Event], start: set[str]) -> set[str]:
+    """Everything reachable from ``start`` over auth links, ``start`` included."""
+    seen = set(start)
+    todo = list(start)
+    while todo:
+        for aid in events[todo.pop()].auth_event_ids:
+            if aid not in seen:
+                seen.add(aid)
+                todo.append(aid)
+    return seen
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=actions, v12=st.booleans())
+def test_walks_match_their_definitions(steps: list, v12: bool) -> None:
+    room, heads = build(V12 if v12 else V10, steps)
+    if len(heads) < 2:
+        return
+    events = room.events
+    sets = [room.state_after[h] for h in heads]
+    graph = EventGraph(events)
+    unconflicted, conflicted = split_state_sets(sets)
+    conf: set[str] = set().union(*conflicted.values())
+
+    chains = [_closure(events, set(s.values())) for s in sets]
+    naive_diff = set().union(*chains) - set.intersection(*chains)
+    assert auth_difference(graph, sets, unconflicted, conflicted) == naive_diff
+
+    # On a path between conflicted events: below one and above (or equal to) another.
+    below_conflicted: set[str] = set().union(*(_closure(events, {c}) - {c} for c in conf))
+    naive_sub = conf | {x for x in below_conflicted if conf & _closure(events, {x})}
+    assert conflicted_subgraph(graph, conf) == naive_sub
+
+    full = conf | naive_diff | (naive_sub if v12 else set())
+    power = {e for e in full if is_power_event(events[e])}
+    deps = _dependencies_in(graph, full, power)
+    naive_x = power | {x for p in power for x in _closure(events, {p}) & full}
+    assert set(deps) == naive_x
+    order = {e: i for i, e in enumerate(_Resolver(room.rv, graph, ()).reverse_topological_power_order(deps))}
+    assert set(order) == naive_x
+    for x in naive_x:
+        for y in (_closure(events, {x}) - {x}) & naive_x:
+            assert order[y] < order[x]
