@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, insert, select, update
@@ -149,14 +150,73 @@ class RoomsStore:
         return (row[0], row[1]) if row else None
 
     async def rooms_for_user(self, user_id: str, membership: str = "join") -> list[str]:
+        """Rooms where the user has `membership`; forgotten rooms are left out."""
         async with self._db.read() as conn:
             rows = await conn.execute(
                 select(rooms.c.room_id)
                 .select_from(room_members.join(rooms, rooms.c.room_nid == room_members.c.room_nid))
-                .where(and_(room_members.c.user_id == user_id, room_members.c.membership == membership))
+                .where(
+                    and_(
+                        room_members.c.user_id == user_id,
+                        room_members.c.membership == membership,
+                        room_members.c.forgotten.is_(False),
+                    )
+                )
                 .order_by(rooms.c.room_id)
             )
             return [r[0] for r in rows]
+
+    async def memberships(self, room_nid: int, user_ids: Iterable[str]) -> dict[str, str]:
+        """Current membership of those of `user_ids` that have one in the room."""
+        wanted = list(set(user_ids))
+        out: dict[str, str] = {}
+        async with self._db.read() as conn:
+            for i in range(0, len(wanted), 500):
+                rows = await conn.execute(
+                    select(room_members.c.user_id, room_members.c.membership).where(
+                        and_(
+                            room_members.c.room_nid == room_nid,
+                            room_members.c.user_id.in_(wanted[i : i + 500]),
+                        )
+                    )
+                )
+                out.update({r[0]: r[1] for r in rows})
+        return out
+
+    async def user_memberships(self, user_id: str, room_ids: Iterable[str]) -> dict[str, str]:
+        """The user's current membership in those of `room_ids` known here."""
+        wanted = list(set(room_ids))
+        out: dict[str, str] = {}
+        async with self._db.read() as conn:
+            for i in range(0, len(wanted), 500):
+                rows = await conn.execute(
+                    select(rooms.c.room_id, room_members.c.membership)
+                    .select_from(room_members.join(rooms, rooms.c.room_nid == room_members.c.room_nid))
+                    .where(
+                        and_(room_members.c.user_id == user_id, rooms.c.room_id.in_(wanted[i : i + 500]))
+                    )
+                )
+                out.update({r[0]: r[1] for r in rows})
+        return out
+
+    async def forget(self, room_nid: int, user_id: str) -> bool:
+        """Mark a left (or banned) membership forgotten; False if the user is not out of the room.
+
+        A later membership event resets the flag (`set_membership`).
+        """
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(room_members)
+                .where(
+                    and_(
+                        room_members.c.room_nid == room_nid,
+                        room_members.c.user_id == user_id,
+                        room_members.c.membership.in_(("leave", "ban")),
+                    )
+                )
+                .values(forgotten=True)
+            )
+        return bool(result.rowcount)
 
     async def members(self, room_nid: int, membership: str | None = "join") -> list[str]:
         stmt = select(room_members.c.user_id).where(room_members.c.room_nid == room_nid)
