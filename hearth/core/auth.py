@@ -227,8 +227,6 @@ def check_auth_event_references(event: Event, auth_events: Mapping[str, Event]) 
         auth_event = auth_events.get(auth_id)
         if auth_event is None:
             raise AuthError(f"auth events: {auth_id} is missing")
-        if auth_event.room_id != room_id:
-            raise AuthError(f"auth events: {auth_id} belongs to another room")
         key = _event_state_key(auth_event)
         if key is None:
             raise AuthError(f"auth events: {auth_id} is not a state event")
@@ -238,6 +236,8 @@ def check_auth_event_references(event: Event, auth_events: Mapping[str, Event]) 
             if key == CREATE_KEY:
                 raise AuthError("auth events: the create event must not be listed in this room version")
             raise AuthError(f"auth events: {key} is not needed to authorise this event")
+        if auth_event.pdu.get("room_id") != room_id:
+            raise AuthError(f"auth events: {auth_id} belongs to another room")
         seen[key] = auth_id
     if not rv.room_id_from_create_event and CREATE_KEY not in seen:
         raise AuthError("auth events: no m.room.create event")
@@ -289,7 +289,7 @@ def check_auth_rules_in_state(
     if rv.room_id_from_create_event:
         if room_id[:1] != "!" or "$" + room_id[1:] != create.event_id:
             raise AuthError("room ID: the room ID is not the create event's ID")
-    elif create.room_id != room_id:
+    elif create.pdu.get("room_id") != room_id:
         raise AuthError("auth events: the create event belongs to another room")
 
     sender_domain = _domain(sender)
