@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hearth.errors import MatrixError, forbidden, invalid_param, not_found
+from hearth.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
 from hearth.storage.account_data import GLOBAL, AccountDataStore
-from hearth.storage.encoding import is_storable_text
+from hearth.storage.encoding import is_encodable_json, is_storable_text
 
 SERVER_MANAGED_TYPES = frozenset({"m.fully_read", "m.push_rules"})
 MAX_TYPE_LENGTH = 255
@@ -36,6 +36,8 @@ class AccountDataService:
                   room_id: str = GLOBAL) -> int:
         """Store one entry; returns its position on the account data stream."""
         self.check_writable(requester, user_id, type_)
+        if not is_encodable_json(content):
+            raise bad_json("Content contains a lone surrogate, which is not valid Unicode")
         return await self._store.put(user_id, room_id, type_, content)
 
     @staticmethod

@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from hearth.errors import forbidden, not_found
-from hearth.storage.encoding import dumps_storable
+from hearth.errors import bad_json, forbidden, not_found
+from hearth.storage.encoding import dumps_storable, is_encodable_json
 from hearth.storage.filters import FiltersStore
 
 # filter_id is a 32-bit integer column; larger IDs were never handed out.
@@ -114,6 +114,8 @@ class FilterService:
     async def create(self, requester: str, user_id: str, definition: dict[str, Any]) -> str:
         """Store an (already validated) filter definition; returns its filter_id."""
         self.check_owner(requester, user_id)
+        if not is_encodable_json(definition):
+            raise bad_json("Filter contains a lone surrogate, which is not valid Unicode")
         return str(await self._store.add(user_id, dumps_storable(definition)))
 
     async def get_json(self, requester: str, user_id: str, filter_id: str) -> str:

@@ -131,7 +131,8 @@ async def test_change_password_without_token_uses_identified_user(client: Matrix
     await client.request("POST", PASSWORD_URL, json={**body, "auth": password_auth(alice.user_id, session)})
     assert await _password_ok(client, alice.user_id, "new secret words")
     # No device asked, so every device is logged out.
-    assert (await client.request("GET", WHOAMI, token=alice.token, expect=401))["errcode"] == "M_UNKNOWN_TOKEN"
+    resp = await client.request("GET", WHOAMI, token=alice.token, expect=401)
+    assert resp["errcode"] == "M_UNKNOWN_TOKEN"
 
 
 async def test_change_password_requires_new_password(client: MatrixTestClient) -> None:
@@ -272,7 +273,8 @@ async def test_deactivate_without_auth_and_without_token_asks_for_password(clien
 
 
 @pytest.mark.parametrize("field,value", [("erase", "yes"), ("id_server", 5)])
-async def test_deactivate_wrong_types_name_the_field(client: MatrixTestClient, field: str, value: Any) -> None:
+async def test_deactivate_wrong_types_name_the_field(client: MatrixTestClient, field: str,
+                                                     value: Any) -> None:
     alice = await make_user(client.hs, "alice")
     resp = await client.request("POST", DEACTIVATE, token=alice.token, json={field: value}, expect=400)
     assert resp["errcode"] == "M_BAD_JSON"
