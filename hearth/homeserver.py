@@ -19,6 +19,7 @@ from hearth.notifier import Notifier
 from hearth.ratelimit import Ratelimiters
 from hearth.rooms.builder import EventBuilder
 from hearth.rooms.create import RoomCreator
+from hearth.rooms.membership import MembershipService
 from hearth.rooms.persist import EventPersister
 from hearth.rooms.send import RoomSender
 from hearth.signing_key import load_signing_key
@@ -81,6 +82,7 @@ class Homeserver:
     event_builder: EventBuilder
     room_sender: RoomSender
     room_creator: RoomCreator
+    membership: MembershipService
 
     @classmethod
     async def start(cls, config: HearthConfig, *, clock: Clock | None = None) -> Homeserver:
@@ -160,6 +162,9 @@ class Homeserver:
             room_sender=room_sender,
             room_creator=RoomCreator(db=db, rooms=room_store, builder=event_builder, persister=persister,
                                      sender=room_sender, server_name=config.server_name, clock=clock),
+            membership=MembershipService(db=db, rooms=room_store, events=event_store, state=state_store,
+                                         users=users, persister=persister, sender=room_sender,
+                                         server_name=config.server_name),
         )
 
     async def close(self) -> None:
