@@ -11,6 +11,7 @@ from hearth.api.client import (
     devices,
     filters,
     login,
+    membership,
     profile,
     register,
     room_create,
@@ -21,7 +22,7 @@ from hearth.api.client import (
 
 _MODULES = (
     versions, capabilities, register, login, account, devices, profile, account_data, filters, thirdparty,
-    room_create, room_send,
+    room_create, room_send, membership,
 )
 
 
