@@ -63,7 +63,13 @@ from unpaddedbase64 import decode_base64
 
 from hearth.core.errors import CoreError
 from hearth.core.events import Event, StateKey
-from hearth.core.power_levels import SCALAR_DEFAULTS, PowerLevels, parse_power_level
+from hearth.core.power_levels import (
+    SCALAR_DEFAULTS,
+    PowerLevels,
+    as_mapping,
+    content_of,
+    parse_power_level,
+)
 from hearth.core.room_versions import KNOWN_ROOM_VERSIONS, EventFormat, RoomVersion
 
 CREATE: Final = "m.room.create"
@@ -79,6 +85,8 @@ POWER_LEVELS_KEY: Final[StateKey] = (POWER_LEVELS, "")
 JOIN_RULES_KEY: Final[StateKey] = (JOIN_RULES, "")
 
 AUTHORISER: Final = "join_authorised_via_users_server"
+
+_EMPTY: Final[Mapping[str, Any]] = {}
 
 _SERVER_NAME = re.compile(r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Za-z.-]{1,255})(?::[0-9]{1,5})?", re.ASCII)
 
@@ -190,7 +198,7 @@ def auth_types_for_event(event: Event) -> set[StateKey]:
     state_key = event.pdu.get("state_key")
     if isinstance(state_key, str):
         types.add((MEMBER, state_key))
-    content = event.content
+    content = content_of(event)
     membership = content.get("membership")
     if membership in ("join", "invite", "knock"):
         types.add(JOIN_RULES_KEY)
@@ -256,9 +264,12 @@ def check_auth_rules(
     """
     state: dict[StateKey, Event] = {}
     for auth_event in auth_events:
-        key = _event_state_key(auth_event)
-        if key is None:
+        pdu = auth_event.pdu
+        etype = pdu.get("type")
+        state_key = pdu.get("state_key")
+        if type(etype) is not str or type(state_key) is not str:
             raise AuthError(f"auth events: {auth_event.event_id} is not a state event")
+        key = (etype, state_key)
         previous = state.setdefault(key, auth_event)
         if previous is not auth_event and previous.event_id != auth_event.event_id:
             raise AuthError(f"auth events: duplicate entries for {key}")
@@ -272,10 +283,11 @@ def check_auth_rules_in_state(
     etype, sender = _type_and_sender(event)
     pdu = event.pdu
     state_key = pdu.get("state_key")
-    if state_key is not None and not isinstance(state_key, str):
+    if state_key is None:
+        if "state_key" in pdu:
+            raise AuthError("event format: state_key is null")
+    elif not isinstance(state_key, str):
         raise AuthError("event format: state_key is not a string")
-    if "state_key" in pdu and state_key is None:
-        raise AuthError("event format: state_key is null")
     rv = event.room_version
 
     if etype == CREATE:
@@ -293,7 +305,7 @@ def check_auth_rules_in_state(
         raise AuthError("auth events: the create event belongs to another room")
 
     sender_domain = _domain(sender)
-    if create.content.get("m.federate") is False:
+    if content_of(create).get("m.federate") is False:
         create_sender = create.pdu.get("sender")
         if not isinstance(create_sender, str) or _domain(create_sender) != sender_domain:
             raise AuthError("m.federate: the room does not federate with the sender's server")
@@ -358,13 +370,16 @@ class _StateLookup:
 
     def membership(self, user_id: str) -> str | None:
         member = self.get((MEMBER, user_id))
-        return member.membership if member is not None else None
+        if member is None:
+            return None
+        membership = content_of(member).get("membership")
+        return membership if isinstance(membership, str) else None
 
     def join_rule(self) -> object:
         event = self.get(JOIN_RULES_KEY)
         if event is None:
             return "invite"
-        return event.content.get("join_rule", "invite")
+        return content_of(event).get("join_rule", "invite")
 
 
 def _check_create(event: Event, sender: str, state_key: str | None) -> None:
@@ -379,7 +394,7 @@ def _check_create(event: Event, sender: str, state_key: str | None) -> None:
         room_id = pdu.get("room_id")
         if not isinstance(room_id, str) or _domain(room_id) != _domain(sender):
             raise AuthError("create: the room ID's server must be the sender's server")
-    content = event.content
+    content = content_of(event)
     room_version = content.get("room_version")
     if room_version is not None and (
         not isinstance(room_version, str) or room_version not in KNOWN_ROOM_VERSIONS
@@ -419,7 +434,7 @@ def _check_membership(
 ) -> None:
     rv = event.room_version
     pdu = event.pdu
-    content = event.content
+    content = content_of(event)
     if target is None:
         raise AuthError("member: m.room.member must have a state_key")
     membership = content.get("membership")
@@ -593,7 +608,7 @@ def _check_power_levels(
     event: Event, sender: str, sender_level: int | float, power: PowerLevels, current: Event | None
 ) -> None:
     rv = event.room_version
-    content = event.content
+    content = content_of(event)
     if rv.enforce_int_power_levels:
         for key in SCALAR_DEFAULTS:
             if key in content and type(content[key]) is not int:
@@ -604,27 +619,33 @@ def _check_power_levels(
                 if not isinstance(sub, Mapping) or any(type(v) is not int for v in sub.values()):
                     raise AuthError(f"power levels: {key} is not an object of integers")
 
-    new_users = content.get("users", {})
+    new_users = content.get("users", _EMPTY)
     if not isinstance(new_users, Mapping):
         raise AuthError("power levels: users is not an object")
-    parsed_users: dict[str, int] = {}
+    old = content_of(current) if current is not None else _EMPTY
+    old_users = as_mapping(old.get("users"))
+    changed_users: list[tuple[str, int, object]] = []
     for user_id, raw in new_users.items():
+        old_raw = old_users.get(user_id)
+        if old_raw is not None and type(old_raw) is type(raw) and old_raw == raw:
+            # Unchanged entry of the current (accepted, so validated) event: big
+            # rooms re-send thousands of these, so skip parsing them again.
+            continue
         if not is_valid_user_id(user_id):
             raise AuthError(f"power levels: users key {user_id!r} is not a user ID")
         level = parse_power_level(raw, rv)
         if level is None:
             raise AuthError(f"power levels: level of {user_id} is not an integer")
-        parsed_users[user_id] = level
+        changed_users.append((user_id, level, old_raw))
 
     if rv.privileged_creators:
-        listed = power.creators().intersection(parsed_users)
+        listed = power.creators().intersection(new_users)
         if listed:
             raise AuthError(f"power levels: room creators may not be listed in users ({sorted(listed)})")
 
     if current is None:
         return
 
-    old = current.content
     for key in SCALAR_DEFAULTS:
         old_value = _lenient(old.get(key), rv)
         new_value = _strict(content.get(key), rv, key)
@@ -637,9 +658,8 @@ def _check_power_levels(
 
     maps = ("events", "notifications") if rv.limit_notifications_power_levels else ("events",)
     for name in maps:
-        old_map = old.get(name)
-        old_map = old_map if isinstance(old_map, Mapping) else {}
-        new_map = content.get(name, {})
+        old_map = as_mapping(old.get(name))
+        new_map = content.get(name, _EMPTY)
         if not isinstance(new_map, Mapping):
             raise AuthError(f"power levels: {name} is not an object")
         for key, raw in new_map.items():
@@ -658,10 +678,8 @@ def _check_power_levels(
             if old_value is not None and old_value > sender_level:
                 raise AuthError(f"power levels: sender cannot remove {name}[{key!r}] ({old_value})")
 
-    old_users = old.get("users")
-    old_users = old_users if isinstance(old_users, Mapping) else {}
-    for user_id, new_value in parsed_users.items():
-        old_value = _lenient(old_users.get(user_id), rv)
+    for user_id, new_value, old_raw in changed_users:
+        old_value = _lenient(old_raw, rv)
         if old_value == new_value:
             continue
         if user_id != sender and old_value is not None and old_value >= sender_level:
@@ -669,7 +687,7 @@ def _check_power_levels(
         if new_value > sender_level:
             raise AuthError(f"power levels: sender cannot raise {user_id} above their own level")
     for user_id, raw in old_users.items():
-        if user_id in parsed_users or user_id == sender:
+        if user_id in new_users or user_id == sender:
             continue
         old_value = _lenient(raw, rv)
         if old_value is not None and old_value >= sender_level:

@@ -60,6 +60,22 @@ SCALAR_DEFAULTS: Final[Mapping[str, int]] = {
     **ACTION_DEFAULTS,
 }
 
+_EMPTY: Final[Mapping[str, Any]] = {}
+
+
+def as_mapping(value: object) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (exact-dict fast path:
+    an ABC isinstance check costs more than the rest of a dict lookup)."""
+    if type(value) is dict:
+        return value
+    return value if isinstance(value, Mapping) else _EMPTY
+
+
+def content_of(event: Event) -> Mapping[str, Any]:
+    """An event's content, or an empty mapping if it is not an object."""
+    return as_mapping(event.pdu.get("content"))
+
+
 # v1-9 stringy integers: optional ASCII whitespace, one sign, decimal digits.
 _STRINGY_INT = re.compile(r"[ \t\n\r\f\v]*[+-]?[0-9]+[ \t\n\r\f\v]*", re.ASCII)
 
@@ -120,7 +136,7 @@ class PowerLevels:
     def __init__(self, create: Event | None, power_levels: Event | None) -> None:
         self._create = create
         self.has_event = power_levels is not None
-        content: Mapping[str, Any] = power_levels.content if power_levels is not None else {}
+        content = content_of(power_levels) if power_levels is not None else _EMPTY
         self._content = content
         rv = power_levels.room_version if power_levels is not None else None
         if rv is None and create is not None:
@@ -146,8 +162,7 @@ class PowerLevels:
         return default if parsed is None else parsed
 
     def _sub(self, key: str) -> Mapping[str, Any]:
-        sub = self._content.get(key)
-        return sub if isinstance(sub, Mapping) else {}
+        return as_mapping(self._content.get(key))
 
     def user_level(self, user_id: str) -> int | float:
         """The user's power level; ``math.inf`` for v12 creators."""
