@@ -117,7 +117,7 @@ class Homeserver:
             event_positions = PositionTracker(await event_store.max_stream_ordering(conn))
         persister = EventPersister(db=db, rooms=room_store, events=event_store, state=state_store,
                                    positions=event_positions, notifier=notifier)
-        event_builder = EventBuilder(db=db, rooms=room_store, events=event_store, state=state_store,
+        event_builder = EventBuilder(db=db, events=event_store, persister=persister,
                                      server_name=config.server_name, signing_key=signing_key, clock=clock)
         room_sender = RoomSender(rooms=room_store, builder=event_builder, persister=persister)
         return cls(

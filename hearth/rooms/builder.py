@@ -18,8 +18,7 @@ from hearth.core.pdu import build_event
 from hearth.core.room_versions import EventFormat, RoomVersion
 from hearth.storage.db import Database
 from hearth.storage.events import EventsStore
-from hearth.storage.rooms import RoomInfo, RoomsStore
-from hearth.storage.state import StateStore
+from hearth.storage.rooms import RoomInfo
 
 MAX_PREV_EVENTS = 10
 MAX_DEPTH = 2**63 - 1
@@ -30,17 +29,15 @@ class EventBuilder:
         self,
         *,
         db: Database,
-        rooms: RoomsStore,
         events: EventsStore,
-        state: StateStore,
+        persister: EventPersister,
         server_name: str,
         signing_key: SigningKey,
         clock: Clock,
     ) -> None:
         self._db = db
-        self._rooms = rooms
         self._events = events
-        self._state = state
+        self._persister = persister
         self._server_name = server_name
         self._signing_key = signing_key
         self._clock = clock
@@ -93,11 +90,10 @@ class EventBuilder:
         # auth_types_for_event only reads type, sender, state_key and content.
         wanted = auth_types_for_event(Event({**fields, "prev_events": [], "auth_events": []}, "$", rv))
         async with self._db.read() as conn:
-            extremities = (await self._rooms.extremities(conn, room.room_nid))[:MAX_PREV_EVENTS]
-            key_nids = await self._state.key_nids(conn, wanted, create=False)
-            auth_nids = await self._state.current_event_nids(conn, room.room_nid, key_nids.values())
-            auth = await self._events.by_nids(conn, auth_nids.values())
-        auth_events = sorted((s.event for s in auth.values()), key=lambda e: e.state_tuple)
+            head = await self._persister.head(conn, room)
+            extremities = head.extremities[:MAX_PREV_EVENTS]
+            auth = await self._persister.current_state_events(conn, room, wanted)
+        auth_events = sorted(auth, key=lambda e: e.state_tuple)
         prev_events = [x.event_id for x in extremities]
         fields["depth"] = min(MAX_DEPTH, max((x.depth for x in extremities), default=0) + 1)
         if rv.event_format is EventFormat.V1:

@@ -23,22 +23,20 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.core.auth import AuthError, auth_types_for_event, check_auth_rules
 from hearth.core.events import Event, StateKey
 from hearth.core.power_levels import PowerLevels
 from hearth.core.state_res import resolve_state
 from hearth.notifier import Notifier
-from hearth.storage.db import Database
+from hearth.storage.db import Database, DbConnection
 from hearth.storage.events import EventsStore, StoredEvent
 from hearth.storage.positions import PositionTracker
 from hearth.storage.rooms import Extremity, RoomInfo, RoomsStore
-from hearth.storage.state import SnapshotInfo, StateNids, StateStore
+from hearth.storage.state import SnapshotInfo, StateStore
 
 CREATE_KEY: StateKey = ("m.room.create", "")
 POWER_LEVELS_KEY: StateKey = ("m.room.power_levels", "")
@@ -61,6 +59,22 @@ class TxnRecord:
     txn_id: str
 
 
+@dataclass
+class RoomHead:
+    """What the next event in a room builds on, cached between persists.
+
+    The persister is the only writer of a room's extremities and current state
+    and holds the room's lock while it writes, so this cache stays exact; it is
+    dropped whenever a write fails. `state` caches only the current-state
+    entries someone asked for (key nid -> event nid, or None where the room has
+    no such state).
+    """
+
+    extremities: list[Extremity]
+    snapshot: SnapshotInfo | None
+    state: dict[int, int | None]
+
+
 class EventPersister:
     def __init__(
         self,
@@ -79,6 +93,7 @@ class EventPersister:
         self._positions = positions
         self._notifier = notifier
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._heads: dict[int, RoomHead] = {}
 
     @asynccontextmanager
     async def locked(self, room_id: str) -> AsyncIterator[None]:
@@ -90,6 +105,31 @@ class EventPersister:
         async with lock:
             yield
 
+    async def head(self, conn: DbConnection, room: RoomInfo) -> RoomHead:
+        """The room's forward extremities and current snapshot (caller holds the lock)."""
+        head = self._heads.get(room.room_nid)
+        if head is None:
+            extremities = await self._rooms.extremities(conn, room.room_nid)
+            current_nid = await self._rooms.current_snapshot_nid(conn, room.room_nid)
+            snapshot = await self._state.snapshot_info(conn, current_nid) if current_nid is not None else None
+            head = RoomHead(extremities, snapshot, {})
+            self._heads[room.room_nid] = head
+        return head
+
+    async def current_state_events(
+        self, conn: DbConnection, room: RoomInfo, keys: Iterable[StateKey]
+    ) -> list[Event]:
+        """The room's current state events for `keys` (those that exist)."""
+        head = await self.head(conn, room)
+        key_nids = await self._state.key_nids(conn, keys, create=False)
+        missing = [k for k in key_nids.values() if k not in head.state]
+        if missing:
+            found = await self._state.current_event_nids(conn, room.room_nid, missing)
+            for key_nid in missing:
+                head.state[key_nid] = found.get(key_nid)
+        event_nids = [e for k in key_nids.values() if (e := head.state[k]) is not None]
+        return list((await self._events.events_by_nids(conn, event_nids)).values())
+
     async def persist(self, room: RoomInfo, event: Event, *, txn: TxnRecord | None = None) -> StoredEvent:
         """Check and store `event`; raises EventRejected if the auth rules refuse it.
 
@@ -98,37 +138,46 @@ class EventPersister:
         try:
             async with self._db.write() as conn:
                 with self._positions.next() as stream:
-                    stored = await self._persist_in(conn, room, event, stream, txn)
+                    stored, new_head = await self._persist_in(conn, room, event, stream, txn)
         except BaseException:
-            # Ids and snapshots made inside the failed transaction no longer exist.
+            # Ids, snapshots and heads made inside the failed transaction no longer exist.
             self._state.forget_cached()
             self._events.forget_cached()
+            self._heads.pop(room.room_nid, None)
             raise
+        self._heads[room.room_nid] = new_head
         self._notifier.notify_room_event(room.room_id, stream)
         return stored
 
     async def _persist_in(
-        self, conn: AsyncConnection, room: RoomInfo, event: Event, stream: int, txn: TxnRecord | None
-    ) -> StoredEvent:
-        extremities = await self._rooms.extremities(conn, room.room_nid)
-        current_nid = await self._rooms.current_snapshot_nid(conn, room.room_nid)
-        before = await self._state_before(conn, room, event, extremities, current_nid)
-
-        auth_events = await self._auth_events(
-            conn, room, event, before, is_current=before is not None and before.snapshot_nid == current_nid
+        self, conn: DbConnection, room: RoomInfo, event: Event, stream: int, txn: TxnRecord | None
+    ) -> tuple[StoredEvent, RoomHead]:
+        head = await self.head(conn, room)
+        extremities = head.extremities
+        current = head.snapshot
+        before = await self._state_before(conn, room, event, head)
+        is_current = (
+            before is not None and current is not None and before.snapshot_nid == current.snapshot_nid
         )
+        if is_current:
+            auth_events = await self.current_state_events(
+                conn, room, auth_types_for_event(event) | {CREATE_KEY}
+            )
+        else:
+            auth_events = await self._auth_events_in(conn, event, before)
         try:
             check_auth_rules(event, auth_events)
         except AuthError as e:
             raise EventRejected(e.reason) from e
 
+        before_nid = before.snapshot_nid if before else None
         event_nid = await self._events.insert(
             conn,
             event,
             room_nid=room.room_nid,
             stream_ordering=stream,
-            state_before_nid=before.snapshot_nid if before else None,
-            state_after_nid=None,
+            state_before_nid=before_nid,
+            state_after_nid=None if event.is_state() else before_nid,
         )
         after = before
         if event.is_state():
@@ -137,22 +186,22 @@ class EventPersister:
                 after = await self._state.store_full(conn, room.room_nid, {key_nid: event_nid})
             else:
                 after = await self._state.store_delta(conn, room.room_nid, before, {key_nid: event_nid})
+            await self._events.set_state_after(conn, event_nid, after.snapshot_nid)
         assert after is not None, "only the create event has no state before it"
-        await self._events.set_state_after(conn, event_nid, after.snapshot_nid)
 
         prev_ids = set(event.prev_event_ids)
         remaining = [x for x in extremities if x.event_id not in prev_ids]
         await self._rooms.replace_extremities(
             conn, room.room_nid, [x.event_nid for x in extremities if x.event_id in prev_ids], event_nid
         )
-
         if remaining:
             new_current = await self._resolve_current(
                 conn, room, [after.snapshot_nid, *(x.state_after_nid for x in remaining if x.state_after_nid)]
             )
         else:
             new_current = after
-        await self._move_current_state(conn, room, current_nid, new_current, stream)
+        state_cache = dict(head.state)
+        await self._move_current_state(conn, room, current, new_current, stream, state_cache)
 
         if event.type == "m.room.redaction":
             await self._apply_redaction(conn, room, event, auth_events)
@@ -160,31 +209,23 @@ class EventPersister:
             await self._rooms.record_txn(
                 conn, txn.user_id, txn.device_id, txn.txn_id, event.event_id, event.origin_server_ts
             )
-        return StoredEvent(
-            event,
-            event_nid,
-            room.room_nid,
-            stream,
-            before.snapshot_nid if before else None,
-            after.snapshot_nid,
-            None,
-            None,
-            False,
+        stored = StoredEvent(
+            event, event_nid, room.room_nid, stream, before_nid, after.snapshot_nid, None, None, False
         )
+        new_extremities = sorted(
+            [*remaining, Extremity(event_nid, event.event_id, event.depth, after.snapshot_nid)],
+            key=lambda x: (-x.depth, -x.event_nid),
+        )
+        return stored, RoomHead(new_extremities, new_current, state_cache)
 
     async def _state_before(
-        self,
-        conn: AsyncConnection,
-        room: RoomInfo,
-        event: Event,
-        extremities: list[Extremity],
-        current_nid: int | None,
+        self, conn: DbConnection, room: RoomInfo, event: Event, head: RoomHead
     ) -> SnapshotInfo | None:
         prev_ids = event.prev_event_ids
         if not prev_ids:
             return None
-        if current_nid is not None and set(prev_ids) == {x.event_id for x in extremities}:
-            return await self._state.snapshot_info(conn, current_nid)
+        if head.snapshot is not None and set(prev_ids) == {x.event_id for x in head.extremities}:
+            return head.snapshot
         prevs = await self._events.by_ids(conn, prev_ids)
         missing = [p for p in prev_ids if p not in prevs or prevs[p].state_after_nid is None]
         if missing:
@@ -195,7 +236,7 @@ class EventPersister:
         return await self._resolve_snapshots(conn, room, [n for n in snapshot_nids if n is not None])
 
     async def _resolve_current(
-        self, conn: AsyncConnection, room: RoomInfo, snapshot_nids: list[int]
+        self, conn: DbConnection, room: RoomInfo, snapshot_nids: list[int]
     ) -> SnapshotInfo:
         unique = list(dict.fromkeys(snapshot_nids))
         if len(unique) == 1:
@@ -203,7 +244,7 @@ class EventPersister:
         return await self._resolve_snapshots(conn, room, unique)
 
     async def _resolve_snapshots(
-        self, conn: AsyncConnection, room: RoomInfo, snapshot_nids: list[int]
+        self, conn: DbConnection, room: RoomInfo, snapshot_nids: list[int]
     ) -> SnapshotInfo:
         """State resolution over several snapshots, stored as a new full snapshot."""
         maps = [await self._state.load(conn, nid) for nid in snapshot_nids]
@@ -219,54 +260,52 @@ class EventPersister:
         full = {key_nids[k]: chain[eid].event_nid for k, eid in resolved.items()}
         return await self._state.store_full(conn, room.room_nid, full)
 
-    async def _auth_events(
-        self,
-        conn: AsyncConnection,
-        room: RoomInfo,
-        event: Event,
-        before: SnapshotInfo | None,
-        *,
-        is_current: bool,
+    async def _auth_events_in(
+        self, conn: DbConnection, event: Event, before: SnapshotInfo | None
     ) -> list[Event]:
-        """The events of the state before `event` that the auth rules look at."""
+        """The auth events for `event` from a snapshot that is not the current state."""
         if before is None:
             return []
-        wanted = auth_types_for_event(event) | {CREATE_KEY}
-        key_nids = await self._state.key_nids(conn, wanted, create=False)
-        if is_current:
-            chosen: StateNids = await self._state.current_event_nids(conn, room.room_nid, key_nids.values())
-        else:
-            full = await self._state.load(conn, before.snapshot_nid)
-            chosen = {k: full[k] for k in key_nids.values() if k in full}
-        found = await self._events.by_nids(conn, chosen.values())
-        return [s.event for s in found.values()]
+        key_nids = await self._state.key_nids(conn, auth_types_for_event(event) | {CREATE_KEY}, create=False)
+        full = await self._state.load(conn, before.snapshot_nid)
+        chosen = [full[k] for k in key_nids.values() if k in full]
+        return list((await self._events.events_by_nids(conn, chosen)).values())
 
     async def _move_current_state(
-        self, conn: AsyncConnection, room: RoomInfo, old_nid: int | None, new: SnapshotInfo, stream: int
+        self,
+        conn: DbConnection,
+        room: RoomInfo,
+        old: SnapshotInfo | None,
+        new: SnapshotInfo,
+        stream: int,
+        state_cache: dict[int, int | None],
     ) -> None:
         """Point current state at `new`, writing only the entries that changed."""
-        if old_nid == new.snapshot_nid:
+        if old is not None and old.snapshot_nid == new.snapshot_nid:
             return
         new_map = await self._state.load(conn, new.snapshot_nid)
-        old_map = await self._state.load(conn, old_nid) if old_nid is not None else {}
+        old_map = await self._state.load(conn, old.snapshot_nid) if old is not None else {}
         changed = {k: v for k, v in new_map.items() if old_map.get(k) != v}
         removed = [k for k in old_map if k not in new_map]
         await self._state.apply_current_delta(conn, room.room_nid, changed, removed)
         await self._rooms.set_current_snapshot(conn, room.room_nid, new.snapshot_nid)
+        state_cache.update(changed)
+        for key_nid in removed:
+            state_cache[key_nid] = None
         if not changed:
             return
         keys = await self._state.keys_for_nids(conn, changed)
         member_nids = {k: e for k, e in changed.items() if keys[k][0] == "m.room.member"}
         if member_nids:
-            members = await self._events.by_nids(conn, member_nids.values())
+            members = await self._events.events_by_nids(conn, member_nids.values())
             for key_nid, event_nid in member_nids.items():
-                membership = members[event_nid].event.membership or "leave"
+                membership = members[event_nid].membership or "leave"
                 await self._rooms.set_membership(
                     conn, room.room_nid, keys[key_nid][1], membership, event_nid, stream
                 )
 
     async def _apply_redaction(
-        self, conn: AsyncConnection, room: RoomInfo, redaction: Event, auth_events: list[Event]
+        self, conn: DbConnection, room: RoomInfo, redaction: Event, auth_events: list[Event]
     ) -> None:
         """Mark the target redacted if the redaction may apply to it (v3+ checks at this point)."""
         target_id = redaction.redacts

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.core.canonical_json import encode_canonical_json
 from hearth.core.events import Event
 from hearth.core.room_versions import KNOWN_ROOM_VERSIONS
+from hearth.storage.db import DbConnection
 from hearth.storage.tables import event_auth_edges, event_edges, event_relations, events, rooms
 
 
@@ -87,7 +87,7 @@ class EventsStore:
         """Drop parsed events: a failed transaction may have used nids that get reused."""
         self._parsed.clear()
 
-    async def by_ids(self, conn: AsyncConnection, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
+    async def by_ids(self, conn: DbConnection, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
         ids = list(set(event_ids))
         found: dict[str, StoredEvent] = {}
         for i in range(0, len(ids), 500):
@@ -99,7 +99,7 @@ class EventsStore:
                 found[stored.event_id] = stored
         return found
 
-    async def by_nids(self, conn: AsyncConnection, nids: Iterable[int]) -> dict[int, StoredEvent]:
+    async def by_nids(self, conn: DbConnection, nids: Iterable[int]) -> dict[int, StoredEvent]:
         wanted = list(set(nids))
         found: dict[int, StoredEvent] = {}
         for i in range(0, len(wanted), 500):
@@ -111,9 +111,24 @@ class EventsStore:
                 found[stored.event_nid] = stored
         return found
 
+    async def events_by_nids(self, conn: DbConnection, nids: Iterable[int]) -> dict[int, Event]:
+        """Events by nid, from the parse cache where possible (events never change)."""
+        out: dict[int, Event] = {}
+        missing: list[int] = []
+        for nid in nids:
+            event = self._parsed.get(nid)
+            if event is None:
+                missing.append(nid)
+            else:
+                out[nid] = event
+        if missing:
+            for nid, stored in (await self.by_nids(conn, missing)).items():
+                out[nid] = stored.event
+        return out
+
     async def insert(
         self,
-        conn: AsyncConnection,
+        conn: DbConnection,
         event: Event,
         *,
         room_nid: int,
@@ -166,12 +181,12 @@ class EventsStore:
         self._parsed[nid] = event
         return nid
 
-    async def set_state_after(self, conn: AsyncConnection, event_nid: int, snapshot_nid: int) -> None:
+    async def set_state_after(self, conn: DbConnection, event_nid: int, snapshot_nid: int) -> None:
         await conn.execute(
             update(events).where(events.c.event_nid == event_nid).values(state_after_nid=snapshot_nid)
         )
 
-    async def set_redacted_by(self, conn: AsyncConnection, event_id: str, redaction_id: str) -> None:
+    async def set_redacted_by(self, conn: DbConnection, event_id: str, redaction_id: str) -> None:
         await conn.execute(
             update(events)
             .where(events.c.event_id == event_id)
@@ -179,7 +194,7 @@ class EventsStore:
             .values(redacted_by=redaction_id)
         )
 
-    async def auth_chain(self, conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
+    async def auth_chain(self, conn: DbConnection, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
         """The given events and every event in their auth chains."""
         found: dict[str, StoredEvent] = {}
         frontier = set(event_ids)
@@ -189,6 +204,6 @@ class EventsStore:
             frontier = {a for e in batch.values() for a in e.event.auth_event_ids} - found.keys()
         return found
 
-    async def max_stream_ordering(self, conn: AsyncConnection) -> int:
+    async def max_stream_ordering(self, conn: DbConnection) -> int:
         value = (await conn.execute(select(func.max(events.c.stream_ordering)))).scalar()
         return int(value or 0)

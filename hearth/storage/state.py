@@ -19,11 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import and_, insert, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.core.events import StateKey
 from hearth.storage import dialect
-from hearth.storage.db import Database
+from hearth.storage.db import Database, DbConnection
 from hearth.storage.tables import current_state, state_keys, state_snapshot_entries, state_snapshots
 
 MAX_CHAIN = 32
@@ -66,7 +65,7 @@ class StateStore:
     # --- (type, state_key) ids -------------------------------------------
 
     async def key_nids(
-        self, conn: AsyncConnection, keys: Iterable[StateKey], *, create: bool
+        self, conn: DbConnection, keys: Iterable[StateKey], *, create: bool
     ) -> dict[StateKey, int]:
         """Ids for state keys; with `create`, missing ones are made."""
         wanted = set(keys)
@@ -84,7 +83,7 @@ class StateStore:
                 await self._load_key_nids(conn, missing)
         return {k: self._key_nids[k] for k in wanted if k in self._key_nids}
 
-    async def _load_key_nids(self, conn: AsyncConnection, keys: list[StateKey]) -> None:
+    async def _load_key_nids(self, conn: DbConnection, keys: list[StateKey]) -> None:
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             rows = await conn.execute(
@@ -99,7 +98,7 @@ class StateStore:
         self._key_nids[key] = nid
         self._keys_by_nid[nid] = key
 
-    async def keys_for_nids(self, conn: AsyncConnection, nids: Iterable[int]) -> dict[int, StateKey]:
+    async def keys_for_nids(self, conn: DbConnection, nids: Iterable[int]) -> dict[int, StateKey]:
         wanted = set(nids)
         missing = [n for n in wanted if n not in self._keys_by_nid]
         for i in range(0, len(missing), 500):
@@ -114,7 +113,7 @@ class StateStore:
 
     # --- snapshots -------------------------------------------------------
 
-    async def snapshot_info(self, conn: AsyncConnection, snapshot_nid: int) -> SnapshotInfo:
+    async def snapshot_info(self, conn: DbConnection, snapshot_nid: int) -> SnapshotInfo:
         row = (
             await conn.execute(
                 select(state_snapshots.c.hash, state_snapshots.c.chain_length).where(
@@ -124,7 +123,7 @@ class StateStore:
         ).one()
         return SnapshotInfo(snapshot_nid, row[0], row[1])
 
-    async def load(self, conn: AsyncConnection, snapshot_nid: int) -> StateNids:
+    async def load(self, conn: DbConnection, snapshot_nid: int) -> StateNids:
         """The full map of a snapshot (a copy the caller may change)."""
         cached = self._snapshots.get(snapshot_nid)
         if cached is not None:
@@ -166,7 +165,7 @@ class StateStore:
             self._snapshots.popitem(last=False)
 
     async def store_full(
-        self, conn: AsyncConnection, room_nid: int, state: Mapping[int, int]
+        self, conn: DbConnection, room_nid: int, state: Mapping[int, int]
     ) -> SnapshotInfo:
         digest = _entries_hash(b"full", state)
         existing = await self._by_hash(conn, digest)
@@ -189,7 +188,7 @@ class StateStore:
         return SnapshotInfo(nid, digest, 0)
 
     async def store_delta(
-        self, conn: AsyncConnection, room_nid: int, parent: SnapshotInfo, changes: Mapping[int, int]
+        self, conn: DbConnection, room_nid: int, parent: SnapshotInfo, changes: Mapping[int, int]
     ) -> SnapshotInfo:
         """A snapshot equal to `parent` with `changes` applied."""
         if not changes:
@@ -220,7 +219,7 @@ class StateStore:
             self._cache(nid, {**cached_parent, **changes})
         return SnapshotInfo(nid, digest, parent.chain_length + 1)
 
-    async def _by_hash(self, conn: AsyncConnection, digest: bytes) -> SnapshotInfo | None:
+    async def _by_hash(self, conn: DbConnection, digest: bytes) -> SnapshotInfo | None:
         row = (
             await conn.execute(
                 select(state_snapshots.c.snapshot_nid, state_snapshots.c.chain_length).where(
@@ -230,7 +229,7 @@ class StateStore:
         ).first()
         return SnapshotInfo(row[0], digest, row[1]) if row else None
 
-    async def _insert_entries(self, conn: AsyncConnection, nid: int, entries: Mapping[int, int]) -> None:
+    async def _insert_entries(self, conn: DbConnection, nid: int, entries: Mapping[int, int]) -> None:
         if entries:
             await conn.execute(
                 insert(state_snapshot_entries),
@@ -240,7 +239,7 @@ class StateStore:
     # --- current state ---------------------------------------------------
 
     async def current_event_nids(
-        self, conn: AsyncConnection, room_nid: int, key_nids: Iterable[int] | None = None
+        self, conn: DbConnection, room_nid: int, key_nids: Iterable[int] | None = None
     ) -> StateNids:
         """The room's current state, or just the given keys of it."""
         stmt = select(current_state.c.state_key_nid, current_state.c.event_nid).where(
@@ -251,7 +250,7 @@ class StateStore:
         return {k: e for k, e in await conn.execute(stmt)}
 
     async def apply_current_delta(
-        self, conn: AsyncConnection, room_nid: int, changes: Mapping[int, int], removed: Iterable[int] = ()
+        self, conn: DbConnection, room_nid: int, changes: Mapping[int, int], removed: Iterable[int] = ()
     ) -> None:
         for key_nid, event_nid in changes.items():
             await conn.execute(

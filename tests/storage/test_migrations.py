@@ -19,7 +19,7 @@ def _diff(sync_conn: Connection) -> list[object]:
 async def test_migrated_schema_matches_tables(database_url: str) -> None:
     db = Database.unpooled(database_url)
     try:
-        async with db.engine.connect() as conn:
+        async with db.read() as conn:
             diff = await conn.run_sync(_diff)
     finally:
         await db.close()

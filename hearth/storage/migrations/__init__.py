@@ -34,7 +34,7 @@ async def upgrade_database(url: str) -> None:
     """Apply every pending migration; a no-op on an up-to-date database."""
     db = Database.unpooled(url)
     try:
-        async with db.engine.begin() as conn:
+        async with db.write() as conn:
             await conn.run_sync(_upgrade)
     finally:
         await db.close()
