@@ -16,6 +16,7 @@ from hearth.core.auth import auth_types_for_event
 from hearth.core.events import Event
 from hearth.core.pdu import build_event
 from hearth.core.room_versions import EventFormat, RoomVersion
+from hearth.rooms.persist import EventPersister
 from hearth.storage.db import Database
 from hearth.storage.events import EventsStore
 from hearth.storage.rooms import RoomInfo

@@ -137,9 +137,9 @@ class Database:
         if self._sqlite is not None:
             assert self._write_lock is not None
             async with self._write_lock:
-                with self._sqlite.connect().execution_options(hearth_begin="BEGIN IMMEDIATE") as conn:
-                    with conn.begin():
-                        yield _InlineConnection(conn)
+                conn = self._sqlite.connect().execution_options(hearth_begin="BEGIN IMMEDIATE")
+                with conn, conn.begin():
+                    yield _InlineConnection(conn)
             return
         assert self._postgres is not None
         async with self._postgres.begin() as aconn:
