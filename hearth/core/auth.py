@@ -40,7 +40,9 @@ Readings where the spec is silent (see also hearth.core.power_levels):
 * With no ``m.room.join_rules`` event the join rule is ``invite``, as deployed
   servers do; a ``join_rules`` event without a ``join_rule`` is also ``invite``.
 * Malformed input (wrong JSON types, missing keys, user IDs that do not parse)
-  is a rejection: every failure is an `AuthError`, never a ``KeyError``.
+  is a rejection: every failure is an `AuthError`, never a ``KeyError``. "Valid
+  user ID" is `hearth.core.ids.is_valid_user_id`, the historical grammar that
+  events' senders are held to (v12 says ``additional_creators`` use exactly that).
 * A new power levels event whose level values do not parse is rejected when it
   has to be compared with an earlier one (v1-9); v10+ rejects it outright as the
   spec says.
@@ -52,7 +54,6 @@ rule walks whole ``users``/``events`` maps.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -63,6 +64,7 @@ from unpaddedbase64 import decode_base64
 
 from hearth.core.errors import CoreError
 from hearth.core.events import Event, StateKey
+from hearth.core.ids import is_valid_user_id
 from hearth.core.power_levels import (
     SCALAR_DEFAULTS,
     PowerLevels,
@@ -88,8 +90,6 @@ AUTHORISER: Final = "join_authorised_via_users_server"
 
 _EMPTY: Final[Mapping[str, Any]] = {}
 
-_SERVER_NAME = re.compile(r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Za-z.-]{1,255})(?::[0-9]{1,5})?", re.ASCII)
-
 
 class AuthError(CoreError):
     """An event is not allowed by the authorization rules; ``reason`` says which rule."""
@@ -99,23 +99,6 @@ def _domain(identifier: str) -> str | None:
     """The server part of a user/room/event ID (after the first ``:``)."""
     _, sep, domain = identifier.partition(":")
     return domain if sep else None
-
-
-def is_valid_user_id(user_id: object) -> bool:
-    """Whether ``user_id`` is a user ID as the auth rules accept it.
-
-    ``@localpart:server_name``, at most 255 bytes. Historical localparts (any
-    code point but ``:`` and NUL, even empty) must still be accepted over
-    federation, so only the server name is held to its grammar.
-    """
-    if not isinstance(user_id, str) or user_id[:1] != "@":
-        return False
-    if len(user_id.encode("utf-8", "surrogatepass")) > 255:
-        return False
-    localpart, sep, server = user_id[1:].partition(":")
-    if not sep or "\x00" in localpart:
-        return False
-    return _SERVER_NAME.fullmatch(server) is not None
 
 
 def _event_state_key(event: Event) -> StateKey | None:
