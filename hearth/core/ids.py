@@ -31,6 +31,7 @@ Server names are case-sensitive and are never normalised here.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -51,6 +52,11 @@ _STRICT_LOCALPART = re.compile(r"[a-z0-9._=\-/+]+", re.ASCII)
 _LAX_LOCALPART = re.compile("[^:\x00\ud800-\udfff]*")
 _HASH_ID_STANDARD = re.compile(r"[A-Za-z0-9+/]{43}", re.ASCII)
 _HASH_ID_URLSAFE = re.compile(r"[A-Za-z0-9_\-]{43}", re.ASCII)
+# Whole event IDs (sigil included) of the hash-based formats, for hot loops.
+HASH_EVENT_ID_PATTERNS: dict[EventFormat, re.Pattern[str]] = {
+    EventFormat.V3: re.compile(r"\$[A-Za-z0-9+/]{43}", re.ASCII),
+    EventFormat.V4: re.compile(r"\$[A-Za-z0-9_\-]{43}", re.ASCII),
+}
 
 
 def within_id_limit(s: str) -> bool:
@@ -100,12 +106,28 @@ def parse_server_name(s: str) -> ServerName:
     return ServerName(host, int(port) if port is not None else None)
 
 
-def is_valid_server_name(s: str) -> bool:
+@functools.lru_cache(maxsize=4096)
+def _server_name_ok(s: str) -> bool:
+    # Cached: a handful of servers appear in every sender, room ID and event ID.
     try:
         parse_server_name(s)
     except InvalidIdentifier:
         return False
     return True
+
+
+def is_valid_server_name(s: str) -> bool:
+    return isinstance(s, str) and _server_name_ok(s)
+
+
+def _split_if_valid(s: object, sigil: str) -> tuple[str, str] | None:
+    """The non-raising twin of `_split_sigiled`, for the ``is_valid_*`` fast paths."""
+    if not isinstance(s, str) or not s.startswith(sigil) or not within_id_limit(s):
+        return None
+    localpart, sep, domain = s[1:].partition(":")
+    if not sep or not _server_name_ok(domain):
+        return None
+    return localpart, domain
 
 
 # --- user IDs -----------------------------------------------------------------------
@@ -144,11 +166,10 @@ def parse_user_id(s: str, *, strict: bool = False) -> UserID:
 
 
 def is_valid_user_id(s: str, *, strict: bool = False) -> bool:
-    try:
-        parse_user_id(s, strict=strict)
-    except InvalidIdentifier:
+    parts = _split_if_valid(s, "@")
+    if parts is None:
         return False
-    return True
+    return (_STRICT_LOCALPART if strict else _LAX_LOCALPART).fullmatch(parts[0]) is not None
 
 
 def _split_sigiled(s: str, sigil: str, what: str) -> tuple[str, str]:
@@ -200,11 +221,15 @@ def parse_room_id(s: str, room_version: RoomVersion | None = None) -> RoomID:
 
 
 def is_valid_room_id(s: str, room_version: RoomVersion | None = None) -> bool:
-    try:
-        parse_room_id(s, room_version)
-    except InvalidIdentifier:
+    if not isinstance(s, str) or not s.startswith("!"):
         return False
-    return True
+    hash_form = ":" not in s
+    if room_version is not None and hash_form != room_version.room_id_from_create_event:
+        return False
+    if hash_form:
+        return _HASH_ID_URLSAFE.fullmatch(s, 1) is not None
+    parts = _split_if_valid(s, "!")
+    return parts is not None and _LAX_LOCALPART.fullmatch(parts[0]) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +251,8 @@ def parse_room_alias(s: str) -> RoomAlias:
 
 
 def is_valid_room_alias(s: str) -> bool:
-    try:
-        parse_room_alias(s)
-    except InvalidIdentifier:
-        return False
-    return True
+    parts = _split_if_valid(s, "#")
+    return parts is not None and _LAX_LOCALPART.fullmatch(parts[0]) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,11 +293,21 @@ def parse_event_id(s: str, room_version: RoomVersion | None = None) -> EventID:
 
 
 def is_valid_event_id(s: str, room_version: RoomVersion | None = None) -> bool:
-    try:
-        parse_event_id(s, room_version)
-    except InvalidIdentifier:
+    if not isinstance(s, str) or not s.startswith("$"):
         return False
-    return True
+    fmt = room_version.event_format if room_version is not None else None
+    if ":" in s:
+        if fmt is not None and fmt is not EventFormat.V1:
+            return False
+        parts = _split_if_valid(s, "$")
+        return parts is not None and _LAX_LOCALPART.fullmatch(parts[0]) is not None
+    if fmt is EventFormat.V4:
+        return _HASH_ID_URLSAFE.fullmatch(s, 1) is not None
+    if fmt is EventFormat.V3:
+        return _HASH_ID_STANDARD.fullmatch(s, 1) is not None
+    if fmt is EventFormat.V1:
+        return False
+    return _HASH_ID_STANDARD.fullmatch(s, 1) is not None or _HASH_ID_URLSAFE.fullmatch(s, 1) is not None
 
 
 def domain_of(identifier: object) -> str:

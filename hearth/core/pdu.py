@@ -50,27 +50,38 @@ from __future__ import annotations
 import hashlib
 import secrets
 import string
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TypeGuard
 
 from signedjson.types import SigningKey
-from unpaddedbase64 import encode_base64
 
 from hearth.core.canonical_json import (
     MAX_SAFE_INTEGER,
+    MIN_SAFE_INTEGER,
     check_json_value,
     encode_canonical_json,
     parse_json,
 )
 from hearth.core.crypto import (
     compute_event_id,
+    encode_base64,
     event_id_from_reference_hash,
     key_id_of,
     redacted_signing_bytes,
 )
 from hearth.core.errors import CoreError, EventTooLarge, InvalidIdentifier, InvalidPDU
 from hearth.core.events import Event
-from hearth.core.ids import MAX_ID_BYTES, parse_event_id, parse_room_id, parse_user_id, within_id_limit
+from hearth.core.ids import (
+    HASH_EVENT_ID_PATTERNS,
+    MAX_ID_BYTES,
+    is_valid_event_id,
+    is_valid_room_id,
+    is_valid_user_id,
+    parse_event_id,
+    parse_room_id,
+    parse_user_id,
+    within_id_limit,
+)
 from hearth.core.room_versions import EventFormat, RoomVersion
 
 MAX_PDU_BYTES = 65536
@@ -80,6 +91,12 @@ MAX_DEPTH_V1 = 2**63 - 1
 MAX_DEPTH_V6 = MAX_SAFE_INTEGER
 
 _OPAQUE_ALPHABET = string.ascii_letters + string.digits
+# Keys whose values `check_pdu_format` checks completely (scalars of known type),
+# so the JSON value walk can skip them; v3+ reference lists are all strings too.
+_FULLY_CHECKED = frozenset(
+    {"type", "sender", "state_key", "origin_server_ts", "depth", "room_id", "event_id"}
+)
+_FULLY_CHECKED_V3 = _FULLY_CHECKED | {"prev_events", "auth_events"}
 
 
 def parse_pdu(raw: bytes | bytearray | memoryview | Mapping[str, Any], room_version: RoomVersion) -> Event:
@@ -95,15 +112,16 @@ def parse_pdu(raw: bytes | bytearray | memoryview | Mapping[str, Any], room_vers
             size_checked = strict and len(raw) <= MAX_PDU_BYTES
         elif isinstance(raw, Mapping):
             pdu = raw if isinstance(raw, dict) else dict(raw)
-            check_json_value(pdu, strict=strict)
             size_checked = False
         else:
             raise InvalidPDU(f"a PDU must be bytes or a dict, not {type(raw).__name__}")
         if not isinstance(pdu, dict):
             raise InvalidPDU("a PDU must be a JSON object")
         check_pdu_format(pdu, room_version)
+        if not isinstance(raw, bytes | bytearray | memoryview):
+            _check_values(pdu, room_version)
         if not size_checked:
-            size = len(encode_canonical_json(pdu))
+            size = len(encode_canonical_json(pdu, float_free=strict))
             if size > MAX_PDU_BYTES:
                 raise EventTooLarge(f"PDU is {size} bytes of canonical JSON, over {MAX_PDU_BYTES}")
         event_id = compute_event_id(pdu, room_version)
@@ -118,11 +136,32 @@ def _fail(reason: str) -> NoReturn:
     raise InvalidPDU(reason)
 
 
+def _why(parse: Callable[..., object], *args: object) -> str:
+    """The parser's explanation for an identifier a fast check refused."""
+    try:
+        parse(*args)
+    except InvalidIdentifier as e:
+        return e.reason
+    return "invalid identifier"
+
+
+def _check_values(pdu: Mapping[str, Any], room_version: RoomVersion) -> None:
+    """The JSON value rules for the parts `check_pdu_format` leaves unchecked."""
+    skip = _FULLY_CHECKED if room_version.event_format is EventFormat.V1 else _FULLY_CHECKED_V3
+    check_json_value([v for k, v in pdu.items() if k not in skip], strict=room_version.strict_canonical_json)
+
+
+def _is_object(value: object) -> TypeGuard[Mapping[str, Any]]:
+    # The exact type check first: isinstance against an ABC is comparatively slow.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _check_short_string(pdu: Mapping[str, Any], key: str) -> str:
     value = pdu.get(key)
     if not isinstance(value, str):
         _fail(f"'{key}' must be a string")
-    if not within_id_limit(value):
+    # 63 code points are at most 252 bytes of UTF-8.
+    if len(value) > 63 and not within_id_limit(value):
         _fail(f"'{key}' is longer than {MAX_ID_BYTES} bytes")
     return value
 
@@ -140,30 +179,30 @@ def _check_refs(pdu: Mapping[str, Any], key: str, limit: int, room_version: Room
         _fail(f"'{key}' must be an array")
     if len(refs) > limit:
         _fail(f"'{key}' has {len(refs)} entries, more than {limit}")
-    v1 = room_version.event_format is EventFormat.V1
+    pattern = HASH_EVENT_ID_PATTERNS.get(room_version.event_format)
     for ref in refs:
-        if v1:
-            if not (isinstance(ref, list) and len(ref) == 2 and isinstance(ref[1], Mapping)
-                    and isinstance(ref[1].get("sha256"), str)):
-                _fail(f"'{key}' entries must be [event_id, {{\"sha256\": hash}}] pairs")
+        if pattern is not None:
+            if type(ref) is str and pattern.fullmatch(ref) is not None:
+                continue
+        elif isinstance(ref, list) and len(ref) == 2 and _is_object(ref[1]) \
+                and isinstance(ref[1].get("sha256"), str):
             ref = ref[0]
-        if not isinstance(ref, str):
-            _fail(f"'{key}' entries must be event IDs")
-        try:
-            parse_event_id(ref, room_version)
-        except InvalidIdentifier as e:
-            _fail(f"'{key}' has an invalid event ID: {e.reason}")
+            if is_valid_event_id(ref, room_version):
+                continue
+        else:
+            _fail(f"'{key}' entries must be [event_id, {{\"sha256\": hash}}] pairs")
+        _fail(f"'{key}' has an invalid event ID: {_why(parse_event_id, ref, room_version)}")
 
 
 def _check_crypto_fields(pdu: Mapping[str, Any]) -> None:
     hashes = pdu.get("hashes")
-    if not isinstance(hashes, Mapping) or not isinstance(hashes.get("sha256"), str):
+    if not _is_object(hashes) or not isinstance(hashes.get("sha256"), str):
         _fail("'hashes' must be an object with a string 'sha256'")
     signatures = pdu.get("signatures")
-    if not isinstance(signatures, Mapping):
+    if not _is_object(signatures):
         _fail("'signatures' must be an object")
     for server_sigs in signatures.values():
-        if not isinstance(server_sigs, Mapping) or not all(
+        if not _is_object(server_sigs) or not all(
             isinstance(sig, str) for sig in server_sigs.values()
         ):
             _fail("'signatures' must map server names to objects of strings")
@@ -175,22 +214,25 @@ def check_pdu_format(pdu: Mapping[str, Any], room_version: RoomVersion, *, with_
     ``with_crypto=False`` skips ``hashes`` and ``signatures``, for events about
     to be hashed and signed. Raises `InvalidPDU`.
     """
+    for key in pdu:
+        if type(key) is not str:
+            _fail(f"PDU key {key!r} is not a string")
     event_type = _check_short_string(pdu, "type")
     sender = _check_short_string(pdu, "sender")
-    try:
-        parse_user_id(sender)
-    except InvalidIdentifier as e:
-        _fail(f"invalid sender: {e.reason}")
+    if not is_valid_user_id(sender):
+        _fail(f"invalid sender: {_why(parse_user_id, sender)}")
     if "state_key" in pdu:
         _check_short_string(pdu, "state_key")
-    if not isinstance(pdu.get("content"), Mapping):
+    if not _is_object(pdu.get("content")):
         _fail("'content' must be an object")
-    _check_int(pdu, "origin_server_ts")
+    ts = _check_int(pdu, "origin_server_ts")
+    if room_version.strict_canonical_json and not MIN_SAFE_INTEGER <= ts <= MAX_SAFE_INTEGER:
+        _fail("'origin_server_ts' is out of the canonical JSON integer range")
     depth = _check_int(pdu, "depth")
     max_depth = MAX_DEPTH_V6 if room_version.strict_canonical_json else MAX_DEPTH_V1
     if not 0 <= depth <= max_depth:
         _fail(f"'depth' must be between 0 and {max_depth}")
-    if "unsigned" in pdu and not isinstance(pdu["unsigned"], Mapping):
+    if "unsigned" in pdu and not _is_object(pdu["unsigned"]):
         _fail("'unsigned' must be an object")
     if with_crypto:
         _check_crypto_fields(pdu)
@@ -200,16 +242,12 @@ def check_pdu_format(pdu: Mapping[str, Any], room_version: RoomVersion, *, with_
         # A v12 create event with a room_id is left for auth rule 1.2 to reject.
         v12_create = room_version.room_id_from_create_event and event_type == "m.room.create"
         form = None if v12_create else room_version
-        try:
-            parse_room_id(room_id, form)
-        except InvalidIdentifier as e:
-            _fail(f"invalid room_id: {e.reason}")
+        if not is_valid_room_id(room_id, form):
+            _fail(f"invalid room_id: {_why(parse_room_id, room_id, form)}")
     if room_version.event_format is EventFormat.V1:
         event_id = _check_short_string(pdu, "event_id")
-        try:
-            parse_event_id(event_id, room_version)
-        except InvalidIdentifier as e:
-            _fail(f"invalid event_id: {e.reason}")
+        if not is_valid_event_id(event_id, room_version):
+            _fail(f"invalid event_id: {_why(parse_event_id, event_id, room_version)}")
     _check_refs(pdu, "prev_events", MAX_PREV_EVENTS, room_version)
     _check_refs(pdu, "auth_events", MAX_AUTH_EVENTS, room_version)
     if not room_version.redacts_in_content and "redacts" in pdu and not isinstance(pdu["redacts"], str):
@@ -233,25 +271,28 @@ def build_event(
     """
     pdu: dict[str, Any] = {k: v for k, v in fields.items() if k != "hashes" and k != "signatures"}
     v1_ids = room_version.event_format is EventFormat.V1
+    strict = room_version.strict_canonical_json
     if v1_ids and "event_id" not in pdu:
         pdu["event_id"] = _random_v1_event_id(server_name)
     try:
-        check_json_value(pdu, strict=room_version.strict_canonical_json)
         check_pdu_format(pdu, room_version, with_crypto=False)
+        _check_values(pdu, room_version)
         hashed = {k: v for k, v in pdu.items() if k != "unsigned"} if "unsigned" in pdu else pdu
-        hashed_bytes = encode_canonical_json(hashed)
-        pdu["hashes"] = {"sha256": encode_base64(hashlib.sha256(hashed_bytes).digest())}
+        hashed_bytes = encode_canonical_json(hashed, float_free=strict)
+        content_hash = encode_base64(hashlib.sha256(hashed_bytes).digest())
+        pdu["hashes"] = {"sha256": content_hash}
         signed_bytes = redacted_signing_bytes(pdu, room_version)
         signature = signing_key.sign(signed_bytes).signature
-        pdu["signatures"] = {server_name: {key_id_of(signing_key): encode_base64(signature)}}
-        # The full encoding is the hashed one plus `,"key":value` for each added key.
-        size = len(hashed_bytes)
-        for key in ("hashes", "signatures", "unsigned"):
-            if key in pdu:
-                size += len(key) + 4 + len(encode_canonical_json(pdu[key]))
+        signatures = {server_name: {key_id_of(signing_key): encode_base64(signature)}}
+        pdu["signatures"] = signatures
+        # The full encoding is the hashed one plus `,"key":value` for each added
+        # key: `,"hashes":{"sha256":"<hash>"}` is 23 bytes plus the hash.
+        size = len(hashed_bytes) + 23 + len(content_hash)
+        size += len(encode_canonical_json(signatures, float_free=True)) + len("signatures") + 4
+        if "unsigned" in pdu:
+            size += len(encode_canonical_json(pdu["unsigned"], float_free=strict)) + len("unsigned") + 4
         if size > MAX_PDU_BYTES:
             raise EventTooLarge(f"event is {size} bytes of canonical JSON, over {MAX_PDU_BYTES}")
-        _check_crypto_fields(pdu)
     except InvalidPDU:
         raise
     except CoreError as e:

@@ -63,12 +63,17 @@ _CONTENT_V11 = {
     "m.room.redaction": ("redacts",),
 }
 
-_RULES: dict[RedactionRules, tuple[frozenset[str], dict[str, tuple[str, ...]]]] = {
+_Rules = tuple[frozenset[str], dict[str, tuple[str, ...]]]
+_RULES: dict[RedactionRules, _Rules] = {
     RedactionRules.V1: (_TOP_LEVEL_V1, _CONTENT_V1),
     RedactionRules.V6: (_TOP_LEVEL_V1, _CONTENT_V6),
     RedactionRules.V8: (_TOP_LEVEL_V1, _CONTENT_V8),
     RedactionRules.V9: (_TOP_LEVEL_V1, _CONTENT_V9),
     RedactionRules.V11: (_TOP_LEVEL_V11, _CONTENT_V11),
+}
+# The same without `signatures`: what signing and the reference hash cover.
+_RULES_UNSIGNED: dict[RedactionRules, _Rules] = {
+    rules: (top - {"signatures"}, content) for rules, (top, content) in _RULES.items()
 }
 
 
@@ -86,12 +91,10 @@ def redact_shared(
     ``signatures``, as signing and the reference hash need.
     """
     rules = room_version.redaction_rules
-    top_keys, content_rules = _RULES[rules]
+    top_keys, content_rules = (_RULES_UNSIGNED if drop_signatures else _RULES)[rules]
     out = {k: v for k, v in pdu.items() if k in top_keys}
-    if drop_signatures:
-        out.pop("signatures", None)
     content = pdu.get("content")
-    if not isinstance(content, Mapping):
+    if type(content) is not dict and not isinstance(content, Mapping):  # exact check first: ABCs are slow
         out["content"] = {}
         return out
     event_type = pdu.get("type")

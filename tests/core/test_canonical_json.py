@@ -6,6 +6,7 @@ import contextlib
 import json
 from typing import Any
 
+import canonicaljson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -182,6 +183,47 @@ def test_round_trip(value: Any) -> None:
     pretty = json.dumps(value, indent=2, ensure_ascii=True).encode()
     assert encode_canonical_json(parse_json(pretty, strict=True)) == encoded
     check_json_value(value, strict=True)
+
+
+float_free_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4)
+    | st.tuples(children)
+    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(float_free_values)
+def test_fast_encoders_match_the_reference(value: Any) -> None:
+    # Both the long-lived C encoder and (for float-free values) orjson must give
+    # exactly what the canonicaljson library gives.
+    reference = canonicaljson.encode_canonical_json(value)
+    assert encode_canonical_json(value) == reference
+    assert encode_canonical_json(value, float_free=True) == reference
+
+
+def test_fast_encoder_edge_cases() -> None:
+    for value in (
+        {"\uffff": 1, "\U00010000": 2, "é": 3, "a": 4},  # code point order, not UTF-16 order
+        [2**64, -(2**64)],  # beyond orjson's integers
+        "\x00\x1f\x7f\u2028\u2029\ud7ff\ue000",
+        [True, False, None, 0, -0],
+    ):
+        reference = canonicaljson.encode_canonical_json(value)
+        assert encode_canonical_json(value) == reference
+        assert encode_canonical_json(value, float_free=True) == reference
+    deep: Any = 1
+    for _ in range(300):  # deeper than orjson allows
+        deep = [deep]
+    assert encode_canonical_json(deep, float_free=True) == canonicaljson.encode_canonical_json(deep)
+    for bad in ("\ud800", {"a": object()}, {1: 2, "b": 3}):
+        with pytest.raises(InvalidJSON):
+            encode_canonical_json(bad, float_free=True)
 
 
 @settings(max_examples=150, deadline=None)

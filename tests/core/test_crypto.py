@@ -192,6 +192,9 @@ def test_content_hash_matches_the_spec_definition() -> None:
     by_hand = hashlib.sha256(json.dumps(stripped, sort_keys=True, separators=(",", ":"),
                                         ensure_ascii=False).encode()).digest()
     assert compute_content_hash(MESSAGE_EVENT) == by_hand
+    for rv in KNOWN_ROOM_VERSIONS.values():  # the version only picks the encoder
+        assert compute_content_hash(MESSAGE_EVENT, rv) == by_hand
+        assert check_content_hash(MESSAGE_EVENT_SIGNED, rv)
     assert encode_base64(by_hand) == MESSAGE_EVENT_SIGNED["hashes"]["sha256"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -197,6 +198,38 @@ def test_user_id_round_trip(localpart: str, labels: list[str], port: int | None)
     uid = parse_user_id(f"@{localpart}:{domain}", strict=True)
     assert uid == UserID(localpart, domain)
     assert parse_user_id(str(uid)) == uid
+
+
+def _parses(parse: Any, *args: Any) -> bool:
+    try:
+        parse(*args)
+    except InvalidIdentifier:
+        return False
+    return True
+
+
+_near_ids = st.builds(
+    lambda sigil, local, sep, domain: sigil + local + sep + domain,
+    st.sampled_from(["@", "!", "#", "$", ""]),
+    st.text(alphabet="aZ9._=-/+: \x00é日", max_size=6)
+    | st.sampled_from(["Nhcu5BS-UMnFX7hBVfVSoXiD7OgH6iRT-xyIuqDnpYQ",
+                       "CD66HAED5npg6074c6pDtLKalHjVfYb2q4Q3LZgrW+/"]),
+    st.sampled_from([":", ""]),
+    st.sampled_from(["example.org", "1.2.3.4", "1.2.3.400", "[::1]", "[::1]:80", "a_b", "", "x:99999",
+                     "x:123456", "[1::2::3]", "ex.org:0", "a" * 250]),
+)
+_room_versions = st.sampled_from([None, *KNOWN_ROOM_VERSIONS.values()])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_near_ids | st.text(max_size=20), _room_versions)
+def test_fast_predicates_agree_with_parsers(s: str, rv: Any) -> None:
+    assert is_valid_server_name(s) == _parses(parse_server_name, s)
+    assert is_valid_user_id(s) == _parses(parse_user_id, s)
+    assert is_valid_user_id(s, strict=True) == _parses(lambda x: parse_user_id(x, strict=True), s)
+    assert is_valid_room_alias(s) == _parses(parse_room_alias, s)
+    assert is_valid_room_id(s, rv) == _parses(parse_room_id, s, rv)
+    assert is_valid_event_id(s, rv) == _parses(parse_event_id, s, rv)
 
 
 @settings(max_examples=150, deadline=None)
