@@ -299,3 +299,25 @@ room_aliases = Table(
     Column("created_ts", BigInteger, nullable=False),
     Index("room_aliases_room", "room_id"),
 )
+
+# --- reading rooms ----------------------------------------------------------
+
+# GET /timestamp_to_event: the event nearest a time in one room.
+Index("events_room_ts", events.c.room_nid, events.c.origin_server_ts)
+# unsigned.transaction_id: which of the served events this device sent.
+Index("event_txn_ids_event", event_txn_ids.c.event_id)
+
+# Reports of events, rooms and users (POST .../report) for server admins.
+content_reports = Table(
+    "content_reports",
+    metadata,
+    Column("report_id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),  # "event", "room" or "user"
+    Column("reporter", Text, nullable=False),
+    Column("room_id", Text, nullable=True),
+    Column("event_id", Text, nullable=True),
+    Column("target_user_id", Text, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("received_ts", BigInteger, nullable=False),
+    Index("content_reports_received", "received_ts"),
+)
