@@ -8,13 +8,9 @@ growing the table without bound.
 from __future__ import annotations
 
 from sqlalchemy import and_, delete, func, insert, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hearth.storage.db import Database
-from hearth.storage.tables import filters
-
-_ATTEMPTS = 5
+from hearth.storage.db import Database, DbConnection
+from hearth.storage.tables import filters, users
 
 
 class FiltersStore:
@@ -23,29 +19,21 @@ class FiltersStore:
 
     async def add(self, user_id: str, filter_json: str) -> int:
         """Store a filter (already serialised) and return its per-user ID."""
-        for attempt in range(_ATTEMPTS):
-            try:
-                async with self._db.write() as conn:
-                    return await self._add(conn, user_id, filter_json)
-            except IntegrityError:
-                # On PostgreSQL a concurrent upload by the same user took the
-                # same next ID; the loser simply tries again.
-                if attempt == _ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def _add(self, conn: AsyncConnection, user_id: str, filter_json: str) -> int:
-        existing = (await conn.execute(select(filters.c.filter_id).where(and_(
-            filters.c.user_id == user_id, filters.c.filter_json == filter_json,
-        )).limit(1))).scalar_one_or_none()
-        if existing is not None:
-            return int(existing)
-        highest = (await conn.execute(
-            select(func.max(filters.c.filter_id)).where(filters.c.user_id == user_id)
-        )).scalar_one_or_none()
-        filter_id = 0 if highest is None else int(highest) + 1
-        await conn.execute(insert(filters).values(user_id=user_id, filter_id=filter_id,
-                                                  filter_json=filter_json))
+        async with self._db.write() as conn:
+            # Lock the owner's row (PostgreSQL; SQLite writers are serial anyway)
+            # so concurrent uploads by one user take max+1 one after another.
+            await conn.execute(select(users.c.user_id).where(users.c.user_id == user_id).with_for_update())
+            existing = (await conn.execute(select(filters.c.filter_id).where(and_(
+                filters.c.user_id == user_id, filters.c.filter_json == filter_json,
+            )).limit(1))).scalar_one_or_none()
+            if existing is not None:
+                return int(existing)
+            highest = (await conn.execute(
+                select(func.max(filters.c.filter_id)).where(filters.c.user_id == user_id)
+            )).scalar_one_or_none()
+            filter_id = 0 if highest is None else int(highest) + 1
+            await conn.execute(insert(filters).values(user_id=user_id, filter_id=filter_id,
+                                                      filter_json=filter_json))
         return filter_id
 
     async def get(self, user_id: str, filter_id: int) -> str | None:
@@ -55,5 +43,5 @@ class FiltersStore:
             )))).scalar_one_or_none()
         return str(raw) if raw is not None else None
 
-    async def delete_all(self, conn: AsyncConnection, user_id: str) -> None:
+    async def delete_all(self, conn: DbConnection, user_id: str) -> None:
         await conn.execute(delete(filters).where(filters.c.user_id == user_id))
