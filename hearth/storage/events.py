@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 
 from hearth.core.canonical_json import encode_canonical_json
 from hearth.core.events import Event
@@ -53,6 +53,15 @@ _COLUMNS = (
     rooms.c.room_version,
 )
 _FROM = events.join(rooms, rooms.c.room_nid == events.c.room_nid)
+
+# Hot-path statements built once: executing a prebuilt statement with a
+# parameter dict skips SQLAlchemy's per-call expression building.
+_INSERT_EVENT = insert(events).returning(events.c.event_nid)
+_INSERT_EDGE = insert(event_edges)
+_INSERT_AUTH_EDGE = insert(event_auth_edges)
+_SET_STATE_AFTER = (
+    update(events).where(events.c.event_nid == bindparam("nid")).values(state_after_nid=bindparam("after"))
+)
 
 
 def relation_of(event: Event) -> tuple[str, str, str | None] | None:
@@ -140,35 +149,34 @@ class EventsStore:
     ) -> int:
         nid: int = (
             await conn.execute(
-                insert(events)
-                .values(
-                    event_id=event.event_id,
-                    room_nid=room_nid,
-                    type=event.type,
-                    state_key=event.state_key,
-                    sender=event.sender,
-                    depth=event.depth,
-                    origin_server_ts=event.origin_server_ts,
-                    stream_ordering=stream_ordering,
-                    json=encode_canonical_json(event.pdu).decode(),
-                    state_before_nid=state_before_nid,
-                    state_after_nid=state_after_nid,
-                    rejected_reason=rejected_reason,
-                    outlier=outlier,
-                )
-                .returning(events.c.event_nid)
+                _INSERT_EVENT,
+                {
+                    "event_id": event.event_id,
+                    "room_nid": room_nid,
+                    "type": event.type,
+                    "state_key": event.state_key,
+                    "sender": event.sender,
+                    "depth": event.depth,
+                    "origin_server_ts": event.origin_server_ts,
+                    "stream_ordering": stream_ordering,
+                    "json": encode_canonical_json(event.pdu).decode(),
+                    "state_before_nid": state_before_nid,
+                    "state_after_nid": state_after_nid,
+                    "rejected_reason": rejected_reason,
+                    "outlier": outlier,
+                    "redacted_by": None,
+                },
             )
         ).scalar_one()
         prevs = event.prev_event_ids
         if prevs:
             await conn.execute(
-                insert(event_edges), [{"event_nid": nid, "prev_event_id": p} for p in dict.fromkeys(prevs)]
+                _INSERT_EDGE, [{"event_nid": nid, "prev_event_id": p} for p in dict.fromkeys(prevs)]
             )
         auths = event.auth_event_ids
         if auths:
             await conn.execute(
-                insert(event_auth_edges),
-                [{"event_nid": nid, "auth_event_id": a} for a in dict.fromkeys(auths)],
+                _INSERT_AUTH_EDGE, [{"event_nid": nid, "auth_event_id": a} for a in dict.fromkeys(auths)]
             )
         relation = relation_of(event)
         if relation is not None and rejected_reason is None:
@@ -182,9 +190,7 @@ class EventsStore:
         return nid
 
     async def set_state_after(self, conn: DbConnection, event_nid: int, snapshot_nid: int) -> None:
-        await conn.execute(
-            update(events).where(events.c.event_nid == event_nid).values(state_after_nid=snapshot_nid)
-        )
+        await conn.execute(_SET_STATE_AFTER, {"nid": event_nid, "after": snapshot_nid})
 
     async def set_redacted_by(self, conn: DbConnection, event_id: str, redaction_id: str) -> None:
         await conn.execute(

@@ -5,13 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 
 from hearth.core.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from hearth.storage import dialect
-from hearth.storage.db import Database
+from hearth.storage.db import Database, DbConnection
 from hearth.storage.tables import event_txn_ids, events, forward_extremities, room_members, rooms
+
+# Hot-path statements built once (see storage/events.py).
+_DELETE_EXTREMITIES = delete(forward_extremities).where(
+    forward_extremities.c.room_nid == bindparam("room_nid"),
+    forward_extremities.c.event_nid.in_(bindparam("nids", expanding=True)),
+)
+_INSERT_EXTREMITY = insert(forward_extremities)
+_INSERT_TXN = insert(event_txn_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +42,7 @@ class RoomsStore:
         self._rooms: dict[str, RoomInfo] = {}
 
     async def create(
-        self, conn: AsyncConnection, room_id: str, room_version: RoomVersion, now_ms: int
+        self, conn: DbConnection, room_id: str, room_version: RoomVersion, now_ms: int
     ) -> RoomInfo:
         nid = (
             await conn.execute(
@@ -67,14 +74,14 @@ class RoomsStore:
         self._rooms[room_id] = info
         return info
 
-    async def current_snapshot_nid(self, conn: AsyncConnection, room_nid: int) -> int | None:
+    async def current_snapshot_nid(self, conn: DbConnection, room_nid: int) -> int | None:
         return (
             await conn.execute(
                 select(rooms.c.current_snapshot_nid).where(rooms.c.room_nid == room_nid)  # type: ignore[no-any-return]
             )
         ).scalar_one()
 
-    async def set_current_snapshot(self, conn: AsyncConnection, room_nid: int, snapshot_nid: int) -> None:
+    async def set_current_snapshot(self, conn: DbConnection, room_nid: int, snapshot_nid: int) -> None:
         await conn.execute(
             update(rooms).where(rooms.c.room_nid == room_nid).values(current_snapshot_nid=snapshot_nid)
         )
@@ -85,7 +92,7 @@ class RoomsStore:
 
     # --- forward extremities -------------------------------------------------
 
-    async def extremities(self, conn: AsyncConnection, room_nid: int) -> list[Extremity]:
+    async def extremities(self, conn: DbConnection, room_nid: int) -> list[Extremity]:
         rows = await conn.execute(
             select(events.c.event_nid, events.c.event_id, events.c.depth, events.c.state_after_nid)
             .select_from(
@@ -97,24 +104,17 @@ class RoomsStore:
         return [Extremity(*r) for r in rows]
 
     async def replace_extremities(
-        self, conn: AsyncConnection, room_nid: int, remove: list[int], add: int
+        self, conn: DbConnection, room_nid: int, remove: list[int], add: int
     ) -> None:
         if remove:
-            await conn.execute(
-                delete(forward_extremities).where(
-                    and_(
-                        forward_extremities.c.room_nid == room_nid,
-                        forward_extremities.c.event_nid.in_(remove),
-                    )
-                )
-            )
-        await conn.execute(insert(forward_extremities).values(room_nid=room_nid, event_nid=add))
+            await conn.execute(_DELETE_EXTREMITIES, {"room_nid": room_nid, "nids": remove})
+        await conn.execute(_INSERT_EXTREMITY, {"room_nid": room_nid, "event_nid": add})
 
     # --- membership -------------------------------------------------------------
 
     async def set_membership(
         self,
-        conn: AsyncConnection,
+        conn: DbConnection,
         room_nid: int,
         user_id: str,
         membership: str,
@@ -242,10 +242,10 @@ class RoomsStore:
             ).scalar()
 
     async def record_txn(
-        self, conn: AsyncConnection, user_id: str, device_id: str, txn_id: str, event_id: str, now_ms: int
+        self, conn: DbConnection, user_id: str, device_id: str, txn_id: str, event_id: str, now_ms: int
     ) -> None:
         await conn.execute(
-            insert(event_txn_ids).values(
-                user_id=user_id, device_id=device_id, txn_id=txn_id, event_id=event_id, created_ts=now_ms
-            )
+            _INSERT_TXN,
+            {"user_id": user_id, "device_id": device_id, "txn_id": txn_id, "event_id": event_id,
+             "created_ts": now_ms},
         )
