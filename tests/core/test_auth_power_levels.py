@@ -150,6 +150,10 @@ CASES = [
     Case("notifications not an object", {"notifications": 5}, pre_notifications),
     # unchanged values in another encoding do not count as changes
     Case("same value re-encoded", {"kick": 60}, stringy, before={"kick": "60"}),
+    # unchanged users entries are not re-validated, so equal-but-retyped ones must be
+    Case("boolean replacing an equal integer", {"users." + CAROL: True}, False,
+         before={"users." + CAROL: 1}),
+    Case("float replacing an equal integer", {"users." + CAROL: 20.0}, floaty),
 ]
 
 
