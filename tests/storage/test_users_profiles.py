@@ -13,12 +13,17 @@ ALICE = "@alice:test.local"
 
 
 @pytest.fixture
-async def users(database_url: str) -> AsyncIterator[UsersStore]:
-    db = Database.from_url(database_url)
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database.from_url(database_url)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def users(db: Database) -> UsersStore:
     store = UsersStore(db)
     await store.create(ALICE, "hash", created_ts=0, displayname="alice")
-    yield store
-    await db.close()
+    return store
 
 
 async def test_profile_of_new_and_unknown_users(users: UsersStore) -> None:
@@ -39,8 +44,7 @@ async def test_only_profile_columns_can_be_set(users: UsersStore) -> None:
         await users.set_profile_field(ALICE, "password_hash", "x")
 
 
-async def test_deactivate_keeps_profile_unless_erased(users: UsersStore) -> None:
-    db = users._db
+async def test_deactivate_keeps_profile_unless_erased(db: Database, users: UsersStore) -> None:
     async with db.write() as conn:
         await users.deactivate(conn, ALICE, erase_profile=False)
     account = await users.get(ALICE)
@@ -49,8 +53,8 @@ async def test_deactivate_keeps_profile_unless_erased(users: UsersStore) -> None
     assert await users.get_profile(ALICE, include_deactivated=True) == Profile("alice", None)
 
 
-async def test_deactivate_with_erase_clears_profile(users: UsersStore) -> None:
+async def test_deactivate_with_erase_clears_profile(db: Database, users: UsersStore) -> None:
     await users.set_profile_field(ALICE, "avatar_url", "mxc://test.local/a")
-    async with users._db.write() as conn:
+    async with db.write() as conn:
         await users.deactivate(conn, ALICE, erase_profile=True)
     assert await users.get_profile(ALICE, include_deactivated=True) == Profile(None, None)

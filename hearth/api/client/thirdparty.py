@@ -17,8 +17,10 @@ Account contact information (administrative_contact.yaml):
     POST /v3/account/3pid/email/requestToken    403 M_THREEPID_DENIED
     POST /v3/account/3pid/msisdn/requestToken   403 M_THREEPID_DENIED
 
-Password reset by 3PID (password_management.yaml):
+Registration and password reset by 3PID (registration.yaml, password_management.yaml):
 
+    POST /v3/register/email/requestToken            403 M_THREEPID_DENIED
+    POST /v3/register/msisdn/requestToken           403 M_THREEPID_DENIED
     POST /v3/account/password/email/requestToken    403 M_THREEPID_DENIED
     POST /v3/account/password/msisdn/requestToken   403 M_THREEPID_DENIED
 
@@ -179,19 +181,23 @@ async def threepid_msisdn_token(request: web.Request) -> web.Response:
     raise _denied()
 
 
-# --- password reset by 3PID (no access token: the user has forgotten the password)
+# --- registration and password reset by 3PID (no access token) ---------------------
 
 
+@routes.post("/v3/register/email/requestToken")
+@routes.post("/r0/register/email/requestToken")
 @routes.post("/v3/account/password/email/requestToken")
 @routes.post("/r0/account/password/email/requestToken")
-async def password_email_token(request: web.Request) -> web.Response:
+async def anonymous_email_token(request: web.Request) -> web.Response:
     await parse_body(request, EmailTokenBody)
     raise _denied()
 
 
+@routes.post("/v3/register/msisdn/requestToken")
+@routes.post("/r0/register/msisdn/requestToken")
 @routes.post("/v3/account/password/msisdn/requestToken")
 @routes.post("/r0/account/password/msisdn/requestToken")
-async def password_msisdn_token(request: web.Request) -> web.Response:
+async def anonymous_msisdn_token(request: web.Request) -> web.Response:
     await parse_body(request, MsisdnTokenBody)
     raise _denied()
 

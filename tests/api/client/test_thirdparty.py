@@ -26,7 +26,9 @@ REFUSALS: list[tuple[str, dict[str, Any], int, str]] = [
     ("/account/3pid/email/requestToken", EMAIL_TOKEN, 403, "M_THREEPID_DENIED"),
     ("/account/3pid/msisdn/requestToken", MSISDN_TOKEN, 403, "M_THREEPID_DENIED"),
 ]
-PASSWORD_RESET = [
+ANONYMOUS_TOKEN_REQUESTS = [
+    ("/register/email/requestToken", EMAIL_TOKEN),
+    ("/register/msisdn/requestToken", MSISDN_TOKEN),
     ("/account/password/email/requestToken", EMAIL_TOKEN),
     ("/account/password/msisdn/requestToken", MSISDN_TOKEN),
 ]
@@ -88,8 +90,8 @@ async def test_threepid_wrong_types_name_the_field(client: MatrixTestClient, pat
     assert field in resp["error"]
 
 
-@pytest.mark.parametrize("path,body", PASSWORD_RESET)
-async def test_password_reset_tokens_are_refused_without_login(client: MatrixTestClient, path: str,
+@pytest.mark.parametrize("path,body", ANONYMOUS_TOKEN_REQUESTS)
+async def test_registration_and_reset_tokens_are_refused_without_login(client: MatrixTestClient, path: str,
                                                                body: dict[str, Any]) -> None:
     resp = await client.request("POST", f"{BASE}{path}", json=body, expect=403)
     assert resp["errcode"] == "M_THREEPID_DENIED"
