@@ -89,6 +89,7 @@ MAX_PREV_EVENTS = 20
 MAX_AUTH_EVENTS = 10
 MAX_DEPTH_V1 = 2**63 - 1
 MAX_DEPTH_V6 = MAX_SAFE_INTEGER
+_ED25519_SIG_B64 = 86  # 64 bytes in unpadded base64
 
 _OPAQUE_ALPHABET = string.ascii_letters + string.digits
 # Keys whose values `check_pdu_format` checks completely (scalars of known type),
@@ -281,18 +282,21 @@ def build_event(
         hashed_bytes = encode_canonical_json(hashed, float_free=strict)
         content_hash = encode_base64(hashlib.sha256(hashed_bytes).digest())
         pdu["hashes"] = {"sha256": content_hash}
-        signed_bytes = redacted_signing_bytes(pdu, room_version)
-        signature = signing_key.sign(signed_bytes).signature
-        signatures = {server_name: {key_id_of(signing_key): encode_base64(signature)}}
-        pdu["signatures"] = signatures
+        key_id = key_id_of(signing_key)
         # The full encoding is the hashed one plus `,"key":value` for each added
-        # key: `,"hashes":{"sha256":"<hash>"}` is 23 bytes plus the hash.
+        # key: `,"hashes":{"sha256":"<hash>"}` is 23 bytes plus the hash, and an
+        # ed25519 signature is 86 characters of base64, so the size is known
+        # before spending a signature on an event that is too big.
         size = len(hashed_bytes) + 23 + len(content_hash)
-        size += len(encode_canonical_json(signatures, float_free=True)) + len("signatures") + 4
+        sigs_shape = encode_canonical_json({server_name: {key_id: ""}}, float_free=True)
+        size += len(sigs_shape) + _ED25519_SIG_B64 + len("signatures") + 4
         if "unsigned" in pdu:
             size += len(encode_canonical_json(pdu["unsigned"], float_free=strict)) + len("unsigned") + 4
         if size > MAX_PDU_BYTES:
             raise EventTooLarge(f"event is {size} bytes of canonical JSON, over {MAX_PDU_BYTES}")
+        signed_bytes = redacted_signing_bytes(pdu, room_version)
+        signature = encode_base64(signing_key.sign(signed_bytes).signature)
+        pdu["signatures"] = {server_name: {key_id: signature}}
     except InvalidPDU:
         raise
     except CoreError as e:
