@@ -9,13 +9,13 @@ conditional UPDATE, so two racing registrations cannot both take the last use.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from hearth.storage.db import Database
+from hearth.storage.db import Database, DbConnection
 from hearth.storage.tables import registration_tokens as t
 
 
@@ -38,6 +38,10 @@ class TokenExists(Exception):
 
 
 _COLS = (t.c.token, t.c.uses_allowed, t.c.pending, t.c.completed, t.c.expiry_ts)
+
+
+def _token(r: Any) -> RegistrationToken:
+    return RegistrationToken(r[0], r[1], r[2], r[3], r[4])
 
 
 def _usable(now_ms: int) -> ColumnElement[bool]:
@@ -64,7 +68,7 @@ class RegistrationTokensStore:
     async def get(self, token: str) -> RegistrationToken | None:
         async with self._db.read() as conn:
             r = (await conn.execute(select(*_COLS).where(t.c.token == token))).first()
-        return RegistrationToken(*r) if r else None
+        return _token(r) if r else None
 
     async def list_tokens(self, *, valid: bool | None = None, now_ms: int = 0) -> list[RegistrationToken]:
         """All tokens, or only the (un)usable ones at `now_ms`."""
@@ -74,7 +78,7 @@ class RegistrationTokensStore:
         elif valid is False:
             stmt = stmt.where(~_usable(now_ms))
         async with self._db.read() as conn:
-            return [RegistrationToken(*r) for r in await conn.execute(stmt)]
+            return [_token(r) for r in await conn.execute(stmt)]
 
     async def update(self, token: str, *, uses_allowed: int | None, expiry_ts: int | None,
                      set_uses: bool, set_expiry: bool) -> RegistrationToken | None:
@@ -87,7 +91,7 @@ class RegistrationTokensStore:
             if values:
                 await conn.execute(update(t).where(t.c.token == token).values(**values))
             r = (await conn.execute(select(*_COLS).where(t.c.token == token))).first()
-        return RegistrationToken(*r) if r else None
+        return _token(r) if r else None
 
     async def delete(self, token: str) -> bool:
         async with self._db.write() as conn:
@@ -96,13 +100,13 @@ class RegistrationTokensStore:
 
     # --- use accounting, inside the caller's transaction --------------------
 
-    async def reserve(self, conn: AsyncConnection, token: str, now_ms: int) -> bool:
+    async def reserve(self, conn: DbConnection, token: str, now_ms: int) -> bool:
         """Take one pending use of a usable token; False if it is unknown, expired or used up."""
         result = await conn.execute(
             update(t).where(and_(t.c.token == token, _usable(now_ms))).values(pending=t.c.pending + 1))
         return bool(result.rowcount)
 
-    async def release(self, conn: AsyncConnection, token: str) -> None:
+    async def release(self, conn: DbConnection, token: str) -> None:
         """Give back a pending use (the registration was abandoned or failed)."""
         await conn.execute(update(t).where(t.c.token == token).values(
             pending=case((t.c.pending > 0, t.c.pending - 1), else_=0)))

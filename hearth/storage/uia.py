@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hearth.storage.db import DbConnection
 from hearth.storage.tables import uia_sessions
 
 
@@ -36,34 +36,34 @@ _COLS = (uia_sessions.c.session_id, uia_sessions.c.created_ts, uia_sessions.c.pu
 
 
 class UIASessionsStore:
-    async def insert(self, conn: AsyncConnection, row: UIASessionRow) -> None:
+    async def insert(self, conn: DbConnection, row: UIASessionRow) -> None:
         await conn.execute(insert(uia_sessions).values(
             session_id=row.session_id, created_ts=row.created_ts, purpose=row.purpose,
             completed_stages=json.dumps(row.completed), data=json.dumps(row.data),
         ))
 
-    async def get(self, conn: AsyncConnection, session_id: str) -> UIASessionRow | None:
+    async def get(self, conn: DbConnection, session_id: str) -> UIASessionRow | None:
         r = (await conn.execute(select(*_COLS).where(uia_sessions.c.session_id == session_id))).first()
         return _row(r) if r else None
 
-    async def get_for_update(self, conn: AsyncConnection, session_id: str) -> UIASessionRow | None:
+    async def get_for_update(self, conn: DbConnection, session_id: str) -> UIASessionRow | None:
         """The session, row-locked on PostgreSQL (SQLite's write lock already serialises)."""
         r = (await conn.execute(
             select(*_COLS).where(uia_sessions.c.session_id == session_id).with_for_update()
         )).first()
         return _row(r) if r else None
 
-    async def save(self, conn: AsyncConnection, row: UIASessionRow) -> None:
+    async def save(self, conn: DbConnection, row: UIASessionRow) -> None:
         await conn.execute(update(uia_sessions).where(uia_sessions.c.session_id == row.session_id).values(
             completed_stages=json.dumps(row.completed), data=json.dumps(row.data),
         ))
 
-    async def consume(self, conn: AsyncConnection, session_id: str) -> bool:
+    async def consume(self, conn: DbConnection, session_id: str) -> bool:
         """Delete the session; False when another request consumed it first."""
         result = await conn.execute(delete(uia_sessions).where(uia_sessions.c.session_id == session_id))
         return bool(result.rowcount)
 
-    async def delete_created_before(self, conn: AsyncConnection, before_ts: int) -> list[UIASessionRow]:
+    async def delete_created_before(self, conn: DbConnection, before_ts: int) -> list[UIASessionRow]:
         """Remove expired sessions and return them, so stage side effects can be undone."""
         rows = [_row(r) for r in await conn.execute(
             select(*_COLS).where(uia_sessions.c.created_ts < before_ts).with_for_update())]

@@ -32,11 +32,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from hearth.clock import Clock, IdGenerator
 from hearth.errors import MatrixError
-from hearth.storage.db import Database
+from hearth.storage.db import Database, DbConnection
 from hearth.storage.registration_tokens import RegistrationTokensStore
 from hearth.storage.uia import UIASessionRow, UIASessionsStore
 
@@ -253,7 +251,7 @@ class UIAService:
         return UIAResult(session.session_id, list(session.completed), data,
                          session.data.get("authenticated_user"))
 
-    async def _apply_side_effects(self, conn: AsyncConnection, session: UIASessionRow,
+    async def _apply_side_effects(self, conn: DbConnection, session: UIASessionRow,
                                   stage_data: dict[str, Any]) -> tuple[_StageFailed | None, dict[str, Any]]:
         """Reserve a registration token use, once per session."""
         token = stage_data.get("registration_token")
