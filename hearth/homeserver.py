@@ -21,7 +21,12 @@ from hearth.rooms.builder import EventBuilder
 from hearth.rooms.create import RoomCreator
 from hearth.rooms.membership import MembershipService
 from hearth.rooms.persist import EventPersister
+from hearth.rooms.reading import RoomReader
+from hearth.rooms.redact import Redactor
+from hearth.rooms.report import ReportService
 from hearth.rooms.send import RoomSender
+from hearth.rooms.serialize import EventSerializer
+from hearth.rooms.visibility import HistoryVisibility
 from hearth.signing_key import load_signing_key
 from hearth.storage.account_data import AccountDataStore
 from hearth.storage.db import Database
@@ -30,8 +35,10 @@ from hearth.storage.events import EventsStore
 from hearth.storage.filters import FiltersStore
 from hearth.storage.positions import PositionTracker
 from hearth.storage.registration_tokens import RegistrationTokensStore
+from hearth.storage.reports import ReportsStore
 from hearth.storage.rooms import RoomsStore
 from hearth.storage.state import StateStore
+from hearth.storage.timeline import TimelineStore
 from hearth.storage.uia import UIASessionsStore
 from hearth.storage.users import UsersStore
 from hearth.users.account_data import AccountDataService
@@ -83,6 +90,12 @@ class Homeserver:
     room_sender: RoomSender
     room_creator: RoomCreator
     membership: MembershipService
+    timeline_store: TimelineStore
+    visibility: HistoryVisibility
+    event_serializer: EventSerializer
+    room_reader: RoomReader
+    redactor: Redactor
+    reports: ReportService
 
     @classmethod
     async def start(cls, config: HearthConfig, *, clock: Clock | None = None) -> Homeserver:
@@ -120,6 +133,12 @@ class Homeserver:
         event_builder = EventBuilder(db=db, events=event_store, persister=persister,
                                      server_name=config.server_name, signing_key=signing_key, clock=clock)
         room_sender = RoomSender(rooms=room_store, builder=event_builder, persister=persister)
+        timeline = TimelineStore()
+        visibility = HistoryVisibility(events=event_store, state=state_store, timeline=timeline)
+        serializer = EventSerializer(events=event_store, state=state_store, timeline=timeline, clock=clock)
+        room_reader = RoomReader(db=db, rooms=room_store, events=event_store, state=state_store,
+                                 timeline=timeline, visibility=visibility, serializer=serializer,
+                                 account_data=account_data)
         return cls(
             config=config,
             db=db,
@@ -165,6 +184,15 @@ class Homeserver:
             membership=MembershipService(db=db, rooms=room_store, events=event_store, state=state_store,
                                          users=users, persister=persister, sender=room_sender,
                                          server_name=config.server_name),
+            timeline_store=timeline,
+            visibility=visibility,
+            event_serializer=serializer,
+            room_reader=room_reader,
+            redactor=Redactor(db=db, rooms=room_store, events=event_store, state=state_store, users=users,
+                              persister=persister, sender=room_sender, server_name=config.server_name),
+            reports=ReportService(db=db, rooms=room_store, users=users, reader=room_reader,
+                                  visibility=visibility, store=ReportsStore(db),
+                                  server_name=config.server_name, clock=clock),
         )
 
     async def close(self) -> None:

@@ -12,10 +12,14 @@ from hearth.api.client import (
     filters,
     login,
     membership,
+    messages,
     profile,
+    redaction,
     register,
+    report,
     room_create,
     room_send,
+    room_state,
     thirdparty,
     versions,
 )
@@ -23,6 +27,7 @@ from hearth.api.client import (
 _MODULES = (
     versions, capabilities, register, login, account, devices, profile, account_data, filters, thirdparty,
     room_create, room_send, membership,
+    room_state, messages, redaction, report,
 )
 
 
