@@ -215,8 +215,9 @@ class RoomsStore:
                     )
                 )
                 .values(forgotten=True)
+                .returning(room_members.c.user_id)
             )
-        return bool(result.rowcount)
+            return result.first() is not None
 
     async def members(self, room_nid: int, membership: str | None = "join") -> list[str]:
         stmt = select(room_members.c.user_id).where(room_members.c.room_nid == room_nid)
