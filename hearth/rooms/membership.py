@@ -63,20 +63,16 @@ IN_ROOM = ("join", "invite", "knock")
 
 @dataclass(frozen=True, slots=True)
 class ThirdPartySigned:
-    """The identity server's signed proof that `mxid` owns an invited third-party ID."""
+    """The identity server's signed proof that `mxid` owns an invited third-party ID.
+
+    `signed` is the whole object exactly as received: the signature covers
+    every field, including any this server does not know.
+    """
 
     sender: str
     mxid: str
     token: str
-    signatures: Mapping[str, Mapping[str, str]]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "sender": self.sender,
-            "mxid": self.mxid,
-            "token": self.token,
-            "signatures": {server: dict(sigs) for server, sigs in self.signatures.items()},
-        }
+    signed: Mapping[str, Any]
 
 
 class _RoomView:
@@ -205,7 +201,6 @@ class MembershipService:
 
     async def invite(self, sender: str, room_id: str, target: str, *, reason: str | None = None) -> str:
         room = await self._room_for_member_change(room_id)
-        content = await self._content("invite", target, reason)
         async with self._persister.locked(room.room_id):
             view = await self._member_view(room, sender, target)
             if view.membership(sender) != "join":
@@ -215,6 +210,7 @@ class MembershipService:
                 raise forbidden(f"{target} is already in the room")
             if membership == "ban":
                 raise forbidden(f"{target} is banned from the room")
+            content = await self._content("invite", target, reason)
             return await self._send_member(room, view, sender, target, content)
 
     async def leave(self, user_id: str, room_id: str, *, reason: str | None = None) -> str | None:
@@ -371,7 +367,7 @@ class MembershipService:
         content = await self._content("invite", user_id, None)
         content["third_party_invite"] = {
             "display_name": display_name if isinstance(display_name, str) else "",
-            "signed": signed.as_json(),
+            "signed": dict(signed.signed),
         }
         await self._sender.send_locked(room, invite.sender, MEMBER, content, state_key=user_id)
 

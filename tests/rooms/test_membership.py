@@ -154,8 +154,8 @@ async def third_party_room(hs: Homeserver, fake_clock: FakeClock) -> tuple[str, 
 
 
 def signed_for(key: Any, mxid: str, *, sender: str = ALICE, token: str = "tok") -> ThirdPartySigned:
-    signed = sign_json({"mxid": mxid, "sender": sender, "token": token}, "id.example", key)
-    return ThirdPartySigned(sender, mxid, token, signed["signatures"])
+    signed = sign_json({"mxid": mxid, "sender": sender, "token": token, "extra": 1}, "id.example", key)
+    return ThirdPartySigned(sender, mxid, token, signed)
 
 
 @pytest.mark.usefixtures("users")

@@ -15,8 +15,9 @@ kicking.yaml, banning.yaml, list_joined_rooms.yaml).
 
 Each has an /r0 twin. The spec marks the bodies of join, knock and leave as
 required, but clients have long sent none; an empty body is read as `{}`.
-Unknown rooms are 404 for join and knock (the room cannot be found) and 403
-for the others, where the caller would have to be in the room.
+Unknown rooms are 404 for join and knock (the room cannot be found), and
+for forget (which, like a room the caller was never in, has nothing to
+forget); 403 for the others, where the caller would have to be in the room.
 """
 
 from __future__ import annotations
@@ -91,13 +92,11 @@ async def _join(request: web.Request, room_id: str) -> web.Response:
     requester = await get_requester(request)
     body = await _optional_body(request, JoinBody)
     signed = body.third_party_signed
+    proof = None
+    if signed is not None:
+        proof = ThirdPartySigned(signed.sender, signed.mxid, signed.token, signed.model_dump())
     await request.config_dict[HS].membership.join(
-        requester.user_id,
-        room_id,
-        reason=body.reason,
-        third_party_signed=(
-            ThirdPartySigned(signed.sender, signed.mxid, signed.token, signed.signatures) if signed else None
-        ),
+        requester.user_id, room_id, reason=body.reason, third_party_signed=proof
     )
     return json_response({"room_id": room_id})
 

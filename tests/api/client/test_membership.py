@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from signedjson.key import encode_verify_key_base64, generate_signing_key, get_verify_key
+from signedjson.sign import sign_json
 from sqlalchemy import insert, select
 
 from hearth.storage.tables import room_aliases, room_members, rooms
@@ -185,6 +187,24 @@ async def test_join_body_errors(client: MatrixTestClient) -> None:
     body = await client.request("POST", room_path(room_id, "join"), json={}, expect=401)
     assert body["errcode"] == "M_MISSING_TOKEN"
     assert await joined_rooms(client, bob) == []
+
+
+async def test_join_with_third_party_signed(client: MatrixTestClient) -> None:
+    alice_id, alice = await client.user("alice")
+    bob_id, bob = await client.user("bob")
+    room_id = await new_room(client, alice, preset="private_chat")
+    key = generate_signing_key("0")
+    await client.send_state(alice, room_id, "m.room.third_party_invite", {
+        "display_name": "b...@example.org",
+        "key_validity_url": "https://id.example/_matrix/identity/v2/pubkey/isvalid",
+        "public_key": encode_verify_key_base64(get_verify_key(key)),
+    }, state_key="tok")
+    # The identity server may sign fields we do not know; they must reach the event intact.
+    signed = sign_json({"mxid": bob_id, "sender": alice_id, "token": "tok", "ts": 1}, "id.example", key)
+    body = {"third_party_signed": {**signed, "mxid": "@eve:test.local"}}
+    assert (await post(client, room_id, "join", bob, body, expect=403))["errcode"] == "M_FORBIDDEN"
+    await post(client, room_id, "join", bob, {"third_party_signed": signed})
+    assert await joined_rooms(client, bob) == [room_id]
 
 
 # --- invite ----------------------------------------------------------------------
