@@ -38,9 +38,11 @@ from hearth.storage.registration_tokens import RegistrationTokensStore
 from hearth.storage.reports import ReportsStore
 from hearth.storage.rooms import RoomsStore
 from hearth.storage.state import StateStore
+from hearth.storage.sync import SyncStore
 from hearth.storage.timeline import TimelineStore
 from hearth.storage.uia import UIASessionsStore
 from hearth.storage.users import UsersStore
+from hearth.sync.service import SyncService
 from hearth.users.account_data import AccountDataService
 from hearth.users.accounts import AccountService
 from hearth.users.deactivation import DeactivationService
@@ -94,6 +96,7 @@ class Homeserver:
     visibility: HistoryVisibility
     event_serializer: EventSerializer
     room_reader: RoomReader
+    sync: SyncService
     redactor: Redactor
     reports: ReportService
 
@@ -166,7 +169,7 @@ class Homeserver:
             ),
             device_manager=DeviceService(devices=devices, sessions=sessions, clock=clock),
             profiles=ProfileService(server_name=config.server_name, users=users),
-            account_data=AccountDataService(store=account_data),
+            account_data=AccountDataService(store=account_data, notifier=notifier),
             filters=FilterService(store=filters),
             password_changes=PasswordChangeService(users=users, passwords=passwords, sessions=sessions),
             deactivation=DeactivationService(db=db, users=users, account_data=account_data,
@@ -193,6 +196,9 @@ class Homeserver:
             reports=ReportService(db=db, rooms=room_store, users=users, reader=room_reader,
                                   visibility=visibility, store=ReportsStore(db),
                                   server_name=config.server_name, clock=clock),
+            sync=SyncService(db=db, store=SyncStore(), events=event_store, state=state_store,
+                             account_data=account_data, visibility=visibility, serializer=serializer,
+                             positions=event_positions, notifier=notifier, clock=clock),
         )
 
     async def close(self) -> None:

@@ -1,25 +1,97 @@
-"""Tells waiting readers that a stream moved: the one place writers announce news.
+"""Tells waiting readers that something they care about changed.
 
-Writers call `notify_room_event` (and, later, the other streams' methods) after
-their transaction commits; sync long-polls and the federation sender subscribe.
-It is process-local, behind this small interface, so a multi-process Hearth can
-replace it with PostgreSQL LISTEN/NOTIFY without touching writers or readers.
+Writers call it after their transaction commits: `notify_room_event` for a new
+room event (naming the user a membership event is about, so an invitee wakes
+too), `notify_user` for per-user streams (account data, to-device, ...). Sync
+long-polls wait here for their user or their rooms; other subscribers (the
+federation sender, later) add listeners.
+
+Waking is exact: a room event wakes only the long-polls of users who asked
+about that room, and a per-user change only that user's. It is process-local,
+behind this small interface, so a multi-process Hearth can feed it from
+PostgreSQL LISTEN/NOTIFY without touching writers or readers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterable
 
 RoomEventListener = Callable[[str, int], None]
+
+
+class Subscription:
+    """One long-poll's interest: its user, and the rooms it watches.
+
+    Register before reading the database, so nothing that commits after the
+    read can slip past: its notification sets `event`.
+    """
+
+    __slots__ = ("_notifier", "event", "room_ids", "user_id")
+
+    def __init__(self, notifier: Notifier, user_id: str) -> None:
+        self._notifier = notifier
+        self.user_id = user_id
+        self.room_ids: set[str] = set()
+        self.event = asyncio.Event()
+
+    def watch_rooms(self, room_ids: Iterable[str]) -> None:
+        new = set(room_ids) - self.room_ids
+        for room_id in new:
+            self._notifier._by_room.setdefault(room_id, set()).add(self)
+        self.room_ids |= new
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Wait for a notification (True) or the timeout (False); then re-arm."""
+        try:
+            await asyncio.wait_for(self.event.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        self.event.clear()
+        return True
+
+    def close(self) -> None:
+        self._notifier._discard(self._notifier._by_user, self.user_id, self)
+        for room_id in self.room_ids:
+            self._notifier._discard(self._notifier._by_room, room_id, self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Notifier:
     def __init__(self) -> None:
         self._room_event_listeners: list[RoomEventListener] = []
+        self._by_user: dict[str, set[Subscription]] = {}
+        self._by_room: dict[str, set[Subscription]] = {}
 
     def add_room_event_listener(self, listener: RoomEventListener) -> None:
         self._room_event_listeners.append(listener)
 
-    def notify_room_event(self, room_id: str, stream_ordering: int) -> None:
+    def notify_room_event(self, room_id: str, stream_ordering: int, *, member: str | None = None) -> None:
         for listener in self._room_event_listeners:
             listener(room_id, stream_ordering)
+        for sub in self._by_room.get(room_id, ()):
+            sub.event.set()
+        if member is not None:
+            self.notify_user(member)
+
+    def notify_user(self, user_id: str) -> None:
+        for sub in self._by_user.get(user_id, ()):
+            sub.event.set()
+
+    def subscribe(self, user_id: str) -> Subscription:
+        sub = Subscription(self, user_id)
+        self._by_user.setdefault(user_id, set()).add(sub)
+        return sub
+
+    @staticmethod
+    def _discard(index: dict[str, set[Subscription]], key: str, sub: Subscription) -> None:
+        subs = index.get(key)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del index[key]

@@ -146,7 +146,8 @@ class EventPersister:
             self._heads.pop(room.room_nid, None)
             raise
         self._heads[room.room_nid] = new_head
-        self._notifier.notify_room_event(room.room_id, stream)
+        member = event.state_key if event.type == "m.room.member" else None
+        self._notifier.notify_room_event(room.room_id, stream, member=member)
         return stored
 
     async def _persist_in(

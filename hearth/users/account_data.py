@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from hearth.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
+from hearth.notifier import Notifier
 from hearth.storage.account_data import GLOBAL, AccountDataStore
 from hearth.storage.encoding import is_encodable_json, is_storable_text
 
@@ -22,8 +23,9 @@ MAX_TYPE_LENGTH = 255
 
 
 class AccountDataService:
-    def __init__(self, *, store: AccountDataStore) -> None:
+    def __init__(self, *, store: AccountDataStore, notifier: Notifier) -> None:
         self._store = store
+        self._notifier = notifier
 
     async def get(self, requester: str, user_id: str, type_: str, room_id: str = GLOBAL) -> dict[str, Any]:
         _check_owner(requester, user_id, "read")
@@ -38,7 +40,9 @@ class AccountDataService:
         self.check_writable(requester, user_id, type_)
         if not is_encodable_json(content):
             raise bad_json("Content contains a lone surrogate, which is not valid Unicode")
-        return await self._store.put(user_id, room_id, type_, content)
+        position = await self._store.put(user_id, room_id, type_, content)
+        self._notifier.notify_user(user_id)
+        return position
 
     @staticmethod
     def check_writable(requester: str, user_id: str, type_: str) -> None:

@@ -20,6 +20,7 @@ from hearth.api.client import (
     room_create,
     room_send,
     room_state,
+    sync,
     thirdparty,
     versions,
 )
@@ -28,6 +29,7 @@ _MODULES = (
     versions, capabilities, register, login, account, devices, profile, account_data, filters, thirdparty,
     room_create, room_send, membership,
     room_state, messages, redaction, report,
+    sync,
 )
 
 

@@ -1,0 +1,1 @@
+"""The sync engine: /sync responses, tokens, and waking long-polls."""
