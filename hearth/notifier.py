@@ -79,6 +79,11 @@ class Notifier:
         if member is not None:
             self.notify_user(member)
 
+    def notify_room(self, room_id: str) -> None:
+        """Something other than a room event changed in the room (typing, receipts)."""
+        for sub in self._by_room.get(room_id, ()):
+            sub.event.set()
+
     def notify_user(self, user_id: str) -> None:
         for sub in self._by_user.get(user_id, ()):
             sub.event.set()

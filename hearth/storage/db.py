@@ -33,7 +33,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import Dialect, Result
+from sqlalchemy.engine import CursorResult, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -48,7 +48,7 @@ class DbConnection(Protocol):
     @property
     def dialect(self) -> Dialect: ...
 
-    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]: ...
+    async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]: ...
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T: ...
 
@@ -65,7 +65,7 @@ class _InlineConnection:
     def dialect(self) -> Dialect:
         return self._conn.dialect
 
-    async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
+    async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
         if parameters is None:
             return self._conn.execute(statement)
         return self._conn.execute(statement, parameters)

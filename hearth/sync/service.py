@@ -40,6 +40,7 @@ from hearth.storage.positions import PositionTracker
 from hearth.storage.state import StateStore
 from hearth.storage.sync import Membership, SyncStore
 from hearth.storage.timeline import EventMatch
+from hearth.sync.streams import SyncContext, SyncStream
 from hearth.sync.token import SyncToken
 from hearth.users.filters import Filter, RoomEventFilter
 from hearth.users.sessions import Requester
@@ -77,6 +78,16 @@ def _room_allowed(flt: Filter, room_id: str) -> bool:
     return room_id not in (room.not_rooms or ())
 
 
+def _quiet_room(upto: SyncToken) -> dict[str, Any]:
+    """A joined room entry with nothing but what a stream adds (e.g. typing)."""
+    return {
+        "timeline": {"events": [], "limited": False, "prev_batch": f"s{upto.events}"},
+        "state": {"events": []},
+        "account_data": {"events": []},
+        "ephemeral": {"events": []},
+    }
+
+
 def stripped(event: Event) -> dict[str, Any]:
     return {
         "type": event.type,
@@ -100,6 +111,7 @@ class SyncService:
         positions: PositionTracker,
         notifier: Notifier,
         clock: Clock,
+        streams: Sequence[SyncStream] = (),
     ) -> None:
         self._db = db
         self._store = store
@@ -111,10 +123,15 @@ class SyncService:
         self._positions = positions
         self._notifier = notifier
         self._clock = clock
+        self._streams = list(streams)
+
+    def add_stream(self, stream: SyncStream) -> None:
+        self._streams.append(stream)
 
     async def current_token(self) -> SyncToken:
+        others = {s.token_key: await s.current_position() for s in self._streams}
         return SyncToken(
-            events=self._positions.current, account_data=await self._account_data.current_position()
+            events=self._positions.current, account_data=await self._account_data.current_position(), **others
         )
 
     async def sync(
@@ -131,8 +148,8 @@ class SyncService:
                 if news or since is None or full_state or remaining <= 0:
                     return response
                 sub.watch_rooms(joined)
-                if self._positions.current > upto.events:
-                    continue  # an event arrived while we read; look again before sleeping
+                if (await self.current_token()).advanced_past(upto):
+                    continue  # news arrived while we read; look again before sleeping
                 if not await sub.wait(remaining):
                     return response
 
@@ -185,6 +202,14 @@ class SyncService:
                     membership_changed or (since is None and include_leave)
                 ):
                     leave[room_id] = await self._left_room(conn, requester, m, since, flt)
+        ctx = SyncContext(requester, since, upto, flt, [r for r in joined if _room_allowed(flt, r)])
+        for stream in self._streams:
+            await stream.collect(ctx)
+        for room_id, ephemeral in ctx.ephemeral.items():
+            entry = join.get(room_id)
+            if entry is None:
+                entry = join[room_id] = _quiet_room(upto)
+            entry["ephemeral"]["events"].extend(ephemeral)
         rooms: dict[str, Any] = {}
         for name, section in (("join", join), ("invite", invite), ("knock", knock), ("leave", leave)):
             if section:
@@ -197,8 +222,9 @@ class SyncService:
             "to_device": {"events": []},
             "device_lists": {"changed": [], "left": []},
             "device_one_time_keys_count": {},
+            **ctx.top_level,
         }
-        news = bool(rooms) or bool(global_account_data)
+        news = bool(rooms) or bool(global_account_data) or ctx.news
         return response, news, joined
 
     async def _account_data_since(
