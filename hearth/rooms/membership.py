@@ -17,6 +17,8 @@ final word; this service adds what the auth rules cannot know:
 - repeats are cheap and idempotent: a change identical to the target's
   current member event (same sender, same content) returns that event
   instead of sending another, and leaving a room already left is a no-op;
+- profile changes reach the rooms (`propagate_profile`): a new join event
+  with the current display name and avatar in every joined room;
 - friendlier refusals for the common cases (kicking someone not in the room,
   unbanning someone not banned), which the auth rules would otherwise allow
   or word obscurely.
@@ -273,6 +275,31 @@ class MembershipService:
 
     async def joined_rooms(self, user_id: str) -> list[str]:
         return await self._rooms.rooms_for_user(user_id, "join")
+
+    async def propagate_profile(self, user_id: str) -> list[str]:
+        """A fresh join event, with the current profile, in each room the user is joined to.
+
+        The spec's "events on change of profile information"; the caller is
+        whoever changed the profile. Rooms where the event is refused (say the
+        power levels now forbid it) are skipped, not fatal: the profile itself
+        has changed either way. Returns the new events' IDs.
+        """
+        content = await self._content("join", user_id, None)
+        sent: list[str] = []
+        for room_id in await self._rooms.rooms_for_user(user_id, "join"):
+            room = await self._rooms.get(room_id)
+            if room is None:
+                continue
+            async with self._persister.locked(room_id):
+                view = await self._member_view(room, user_id, user_id)
+                current = view.member_event(user_id)
+                if current is None or current.membership != "join" or dict(current.content) == content:
+                    continue
+                try:
+                    sent.append(await self._send_member(room, view, user_id, user_id, dict(content)))
+                except MatrixError:
+                    continue
+        return sent
 
     # --- helpers ----------------------------------------------------------------
 

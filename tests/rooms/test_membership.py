@@ -244,3 +244,25 @@ async def test_forget_only_hides_left_rooms(hs: Homeserver, fake_clock: FakeCloc
     assert await hs.room_store.rooms_for_user(BOB, "leave") == [kept]
     assert await hs.room_store.rooms_for_user(BOB, "ban") == []
     assert await hs.room_store.rooms_for_user(ALICE) == sorted([kept, gone, banned])
+
+
+@pytest.mark.usefixtures("users")
+async def test_propagate_profile(hs: Homeserver, fake_clock: FakeClock) -> None:
+    first = await make_room(hs, fake_clock)
+    second = await make_room(hs, fake_clock)
+    left = await make_room(hs, fake_clock)
+    for room_id in (first, second, left):
+        await hs.membership.join(BOB, room_id, reason="hi")
+    await hs.membership.leave(BOB, left)
+    assert await hs.membership.propagate_profile(BOB) != []  # the reason is dropped
+    assert await hs.membership.propagate_profile(BOB) == []  # nothing changed since
+
+    await hs.profiles.set_field(BOB, BOB, "avatar_url", "mxc://test.local/new")
+    sent = await hs.membership.propagate_profile(BOB)
+    assert len(sent) == 2
+    for event_id in sent:
+        assert dict((await event(hs, event_id)).content) == {
+            "membership": "join", "displayname": "bob", "avatar_url": "mxc://test.local/new",
+        }
+    assert await hs.membership.joined_rooms(BOB) == sorted([first, second])
+    assert await member_event_id(hs, left, BOB) not in sent
