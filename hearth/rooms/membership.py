@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -101,11 +101,36 @@ class _RoomView:
         return PowerLevels(self._events.get(CREATE_KEY), self._events.get(POWER_LEVELS_KEY))
 
 
+class AliasResolver(Protocol):
+    """What joins and knocks need from the alias service."""
+
+    async def resolve(self, alias: str) -> str | None:
+        """The room a (local) alias points to, if any."""
+        ...
+
+
+class LocalAliasTable:
+    """Reads `room_aliases` directly: the resolver until the alias service is wired in."""
+
+    def __init__(self, db: Database, server_name: str) -> None:
+        self._db = db
+        self._server_name = server_name
+
+    async def resolve(self, alias: str) -> str | None:
+        if alias.partition(":")[2] != self._server_name:
+            return None
+        async with self._db.read() as conn:
+            result = await conn.execute(select(room_aliases.c.room_id).where(room_aliases.c.alias == alias))
+            room_id: str | None = result.scalar()
+        return room_id
+
+
 class MembershipService:
     def __init__(
         self,
         *,
         db: Database,
+        aliases: AliasResolver,
         rooms: RoomsStore,
         events: EventsStore,
         state: StateStore,
@@ -115,6 +140,7 @@ class MembershipService:
         server_name: str,
     ) -> None:
         self._db = db
+        self._aliases = aliases
         self._rooms = rooms
         self._events = events
         self._state = state
@@ -126,26 +152,20 @@ class MembershipService:
     # --- room lookup -------------------------------------------------------
 
     async def resolve(self, room_id_or_alias: str) -> str:
-        """A room ID from a room ID or a local alias (400 if neither, 404 if unknown alias)."""
+        """A room ID from a room ID or an alias (400 if neither, 404 if the alias is unknown).
+
+        Only local aliases resolve until the federation directory query exists.
+        """
         if room_id_or_alias.startswith("#"):
             if not is_valid_room_alias(room_id_or_alias):
                 raise invalid_param(f"{room_id_or_alias!r} is not a room alias")
-            room_id = await self._room_for_alias(room_id_or_alias)
+            room_id = await self._aliases.resolve(room_id_or_alias)
             if room_id is None:
                 raise not_found(f"Room alias {room_id_or_alias} not found")
             return room_id
         if not is_valid_room_id(room_id_or_alias):
             raise invalid_param(f"{room_id_or_alias!r} is not a room ID or alias")
         return room_id_or_alias
-
-    async def _room_for_alias(self, alias: str) -> str | None:
-        """The room a local alias points to (remote aliases need the federation directory query)."""
-        if alias.partition(":")[2] != self._server_name:
-            return None
-        async with self._db.read() as conn:
-            result = await conn.execute(select(room_aliases.c.room_id).where(room_aliases.c.alias == alias))
-            room_id: str | None = result.scalar()
-        return room_id
 
     async def _known_room(self, room_id: str) -> RoomInfo:
         """A room this server takes part in; others would need a federation join (404 for now)."""
