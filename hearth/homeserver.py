@@ -19,7 +19,7 @@ from hearth.notifier import Notifier
 from hearth.ratelimit import Ratelimiters
 from hearth.rooms.builder import EventBuilder
 from hearth.rooms.create import RoomCreator
-from hearth.rooms.membership import MembershipService
+from hearth.rooms.membership import LocalAliasTable, MembershipService
 from hearth.rooms.persist import EventPersister
 from hearth.rooms.reading import RoomReader
 from hearth.rooms.redact import Redactor
@@ -184,7 +184,8 @@ class Homeserver:
             room_sender=room_sender,
             room_creator=RoomCreator(db=db, rooms=room_store, builder=event_builder, persister=persister,
                                      sender=room_sender, server_name=config.server_name, clock=clock),
-            membership=MembershipService(db=db, rooms=room_store, events=event_store, state=state_store,
+            membership=MembershipService(db=db, aliases=LocalAliasTable(db, config.server_name),
+                                         rooms=room_store, events=event_store, state=state_store,
                                          users=users, persister=persister, sender=room_sender,
                                          server_name=config.server_name),
             timeline_store=timeline,
