@@ -8,7 +8,7 @@ sending a second one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from hearth.core.errors import EventTooLarge, InvalidPDU
@@ -18,12 +18,24 @@ from hearth.rooms.persist import EventPersister, EventRejected, TxnRecord
 from hearth.storage.events import StoredEvent
 from hearth.storage.rooms import RoomInfo, RoomsStore
 
+# A check on the content of a client-sent state event of one type: (room_id, content) -> None or raise.
+StateContentCheck = Callable[[str, Mapping[str, Any]], Awaitable[None]]
+
 
 class RoomSender:
-    def __init__(self, *, rooms: RoomsStore, builder: EventBuilder, persister: EventPersister) -> None:
+    def __init__(
+        self,
+        *,
+        rooms: RoomsStore,
+        builder: EventBuilder,
+        persister: EventPersister,
+        state_checks: Mapping[str, StateContentCheck] | None = None,
+    ) -> None:
         self._rooms = rooms
         self._builder = builder
         self._persister = persister
+        # Run by `send` (clients), not `send_locked` (the server's own composed events).
+        self._state_checks = dict(state_checks or {})
 
     async def room(self, room_id: str) -> RoomInfo:
         """The room, or M_FORBIDDEN: senders learn nothing about rooms they are not in."""
@@ -49,6 +61,9 @@ class RoomSender:
             if earlier is not None:
                 return earlier
         room = await self.room(room_id)
+        check = self._state_checks.get(event_type) if state_key is not None else None
+        if check is not None:
+            await check(room_id, content)
         async with self._persister.locked(room_id):
             if txn is not None:
                 earlier = await self._rooms.event_for_txn(txn.user_id, txn.device_id, txn.txn_id)
