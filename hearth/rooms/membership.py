@@ -47,9 +47,7 @@ from hearth.errors import MatrixError, forbidden, invalid_param, not_found
 from hearth.rooms.persist import EventPersister
 from hearth.rooms.send import RoomSender
 from hearth.storage.db import Database
-from hearth.storage.events import EventsStore
 from hearth.storage.rooms import RoomInfo, RoomsStore
-from hearth.storage.state import StateStore
 from hearth.storage.tables import room_aliases
 from hearth.storage.users import UsersStore
 
@@ -132,8 +130,6 @@ class MembershipService:
         db: Database,
         aliases: AliasResolver,
         rooms: RoomsStore,
-        events: EventsStore,
-        state: StateStore,
         users: UsersStore,
         persister: EventPersister,
         sender: RoomSender,
@@ -142,8 +138,6 @@ class MembershipService:
         self._db = db
         self._aliases = aliases
         self._rooms = rooms
-        self._events = events
-        self._state = state
         self._users = users
         self._persister = persister
         self._sender = sender
@@ -337,13 +331,14 @@ class MembershipService:
         return _with_reason(content, reason)
 
     async def _view(self, room: RoomInfo, keys: Iterable[StateKey]) -> _RoomView:
-        """Just the asked-for keys of the room's current state, in one read."""
+        """Just the asked-for keys of the room's current state (caller holds the room's lock).
+
+        Read through the persister's room head, which caches current-state
+        entries exactly while the lock is held.
+        """
         async with self._db.read() as conn:
-            key_nids = await self._state.key_nids(conn, keys, create=False)
-            current = await self._state.current_event_nids(conn, room.room_nid, key_nids.values())
-            found = await self._events.by_nids(conn, current.values())
-        by_nid = {nid: key for key, nid in key_nids.items()}
-        return _RoomView({by_nid[k]: found[e].event for k, e in current.items() if e in found})
+            found = await self._persister.current_state_events(conn, room, keys)
+        return _RoomView({e.state_tuple: e for e in found})
 
     async def _member_view(self, room: RoomInfo, sender: str, target: str) -> _RoomView:
         return await self._view(room, [(MEMBER, sender), (MEMBER, target), POWER_LEVELS_KEY, CREATE_KEY])
