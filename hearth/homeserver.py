@@ -17,20 +17,26 @@ from hearth.config import HearthConfig
 from hearth.metrics import Metrics
 from hearth.notifier import Notifier
 from hearth.ratelimit import Ratelimiters
+from hearth.rooms.aliases import AliasService, CanonicalAliasCheck
 from hearth.rooms.builder import EventBuilder
 from hearth.rooms.create import RoomCreator
-from hearth.rooms.membership import LocalAliasTable, MembershipService
+from hearth.rooms.directory import RoomDirectory
+from hearth.rooms.membership import MembershipService
 from hearth.rooms.persist import EventPersister
 from hearth.rooms.reading import RoomReader
 from hearth.rooms.redact import Redactor
 from hearth.rooms.report import ReportService
 from hearth.rooms.send import RoomSender
 from hearth.rooms.serialize import EventSerializer
+from hearth.rooms.summary import RoomSummaries, SpaceHierarchy, StateReader
+from hearth.rooms.upgrade import RoomUpgrader
 from hearth.rooms.visibility import HistoryVisibility
 from hearth.signing_key import load_signing_key
 from hearth.storage.account_data import AccountDataStore
+from hearth.storage.aliases import AliasesStore
 from hearth.storage.db import Database
 from hearth.storage.devices import DevicesStore
+from hearth.storage.directory import DirectoryStore
 from hearth.storage.events import EventsStore
 from hearth.storage.filters import FiltersStore
 from hearth.storage.positions import PositionTracker
@@ -99,6 +105,11 @@ class Homeserver:
     sync: SyncService
     redactor: Redactor
     reports: ReportService
+    aliases: AliasService
+    room_directory: RoomDirectory
+    room_summaries: RoomSummaries
+    space_hierarchy: SpaceHierarchy
+    room_upgrader: RoomUpgrader
 
     @classmethod
     async def start(cls, config: HearthConfig, *, clock: Clock | None = None) -> Homeserver:
@@ -135,7 +146,21 @@ class Homeserver:
                                    positions=event_positions, notifier=notifier)
         event_builder = EventBuilder(db=db, events=event_store, persister=persister,
                                      server_name=config.server_name, signing_key=signing_key, clock=clock)
-        room_sender = RoomSender(rooms=room_store, builder=event_builder, persister=persister)
+        alias_store, directory_store = AliasesStore(db), DirectoryStore()
+        room_sender = RoomSender(
+            rooms=room_store, builder=event_builder, persister=persister,
+            state_checks={"m.room.canonical_alias": CanonicalAliasCheck(aliases=alias_store,
+                                                                       server_name=config.server_name)},
+        )
+        state_reader = StateReader(db=db, state=state_store, events=event_store, directory=directory_store)
+        room_summaries = RoomSummaries(db=db, reader=state_reader, directory=directory_store,
+                                       notifier=notifier)
+        aliases = AliasService(db=db, aliases=alias_store, rooms=room_store, directory=directory_store,
+                               reader=state_reader, users=users, persister=persister, sender=room_sender,
+                               server_name=config.server_name, clock=clock)
+        room_creator = RoomCreator(db=db, rooms=room_store, builder=event_builder, persister=persister,
+                                   sender=room_sender, server_name=config.server_name, clock=clock,
+                                   aliases=aliases)
         timeline = TimelineStore()
         visibility = HistoryVisibility(events=event_store, state=state_store, timeline=timeline)
         serializer = EventSerializer(events=event_store, state=state_store, timeline=timeline, clock=clock)
@@ -182,11 +207,10 @@ class Homeserver:
             persister=persister,
             event_builder=event_builder,
             room_sender=room_sender,
-            room_creator=RoomCreator(db=db, rooms=room_store, builder=event_builder, persister=persister,
-                                     sender=room_sender, server_name=config.server_name, clock=clock),
-            membership=MembershipService(db=db, aliases=LocalAliasTable(db, config.server_name),
-                                         rooms=room_store, events=event_store, state=state_store,
-                                         users=users, persister=persister, sender=room_sender,
+            room_creator=room_creator,
+            membership=MembershipService(db=db, aliases=aliases,
+                                         rooms=room_store, users=users, persister=persister,
+                                         sender=room_sender,
                                          server_name=config.server_name),
             timeline_store=timeline,
             visibility=visibility,
@@ -197,6 +221,15 @@ class Homeserver:
             reports=ReportService(db=db, rooms=room_store, users=users, reader=room_reader,
                                   visibility=visibility, store=ReportsStore(db),
                                   server_name=config.server_name, clock=clock),
+            aliases=aliases,
+            room_directory=RoomDirectory(db=db, rooms=room_store, directory=directory_store,
+                                         summaries=room_summaries, reader=state_reader, users=users),
+            room_summaries=room_summaries,
+            space_hierarchy=SpaceHierarchy(db=db, summaries=room_summaries, reader=state_reader,
+                                           directory=directory_store, clock=clock),
+            room_upgrader=RoomUpgrader(db=db, rooms=room_store, directory=directory_store, reader=state_reader,
+                                       aliases=alias_store, creator=room_creator, sender=room_sender,
+                                       server_name=config.server_name),
             sync=SyncService(db=db, store=SyncStore(), events=event_store, state=state_store,
                              account_data=account_data, visibility=visibility, serializer=serializer,
                              positions=event_positions, notifier=notifier, clock=clock),
