@@ -118,7 +118,7 @@ async def test_world_readable_rooms_can_be_read_without_joining(client: MatrixTe
 
 async def test_visibility_change_events_are_visible_on_either_side(client: MatrixTestClient) -> None:
     _, alice = await client.user("alice")
-    bob_id, bob = await client.user("bob")
+    _, bob = await client.user("bob")
     room_id = await client.create_room(alice, preset="public_chat")
     await set_visibility(client, alice, room_id, "joined")
     await client.send_message(alice, room_id, "hidden")
@@ -163,7 +163,7 @@ async def test_left_user_stops_seeing_new_events_but_rejoining_shows_shared_hist
     await get_event(client, bob, room_id, gap)  # shared: joined again after it
 
 
-async def test_unsigned_membership_tracks_the_users_membership_at_each_event(client: MatrixTestClient) -> None:
+async def test_unsigned_membership_is_the_users_membership_at_each_event(client: MatrixTestClient) -> None:
     _, alice = await client.user("alice")
     _, bob = await client.user("bob")
     room_id = await client.create_room(alice, preset="public_chat")
@@ -193,7 +193,9 @@ async def test_filter_reuses_snapshot_facts(client: MatrixTestClient) -> None:
 
     hs.timeline_store.entries_at = counting  # type: ignore[method-assign]
     async with hs.db.read() as conn:
-        rows = await hs.timeline_store.page(conn, room.room_nid, after=None, upto=None, backwards=True, limit=20)
+        rows = await hs.timeline_store.page(
+            conn, room.room_nid, after=None, upto=None, backwards=True, limit=20
+        )
         events = await hs.event_store.by_nids(conn, [r.event_nid for r in rows])
         viewer = await hs.visibility.viewer(conn, room, "@alice:test.local")
         visible = await viewer.filter(conn, list(events.values()))

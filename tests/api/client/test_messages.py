@@ -62,7 +62,7 @@ async def test_from_and_to_bound_the_range(client: MatrixTestClient) -> None:
 
 
 async def test_long_history_pages_without_gaps_or_repeats(client: MatrixTestClient) -> None:
-    alice, room_id, ids = await room_with_messages(client, 120)
+    alice, room_id, _ = await room_with_messages(client, 120)
     back = await all_messages(client, alice, room_id, limit=50)
     assert bodies(back) == [f"m{i}" for i in reversed(range(120))]
     fwd = await all_messages(client, alice, room_id, dir="f", limit=50)

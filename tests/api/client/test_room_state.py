@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.helpers.homeserver import MatrixTestClient
-from tests.helpers.timeline import V3, get_event, invite, join, leave, messages
+from tests.helpers.timeline import V3, get_event, invite, join, leave, messages, set_visibility
 
 
 def by_type(events: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -33,7 +33,8 @@ async def test_single_state_event_content_and_event_formats(client: MatrixTestCl
     full = await client.request("GET", f"{V3}/rooms/{room_id}/state/m.room.name/?format=event", token=alice)
     assert full["type"] == "m.room.name" and full["state_key"] == "" and full["content"] == {"name": "Room"}
     await client.send_state(alice, room_id, "org.example.keyed", {"k": 1}, state_key="some key")
-    body = await client.request("GET", f"{V3}/rooms/{room_id}/state/org.example.keyed/some%20key", token=alice)
+    path = f"{V3}/rooms/{room_id}/state/org.example.keyed/some%20key"
+    body = await client.request("GET", path, token=alice)
     assert body == {"k": 1}
     resp = await client.request("GET", f"{V3}/rooms/{room_id}/state/m.room.topic/", token=alice, expect=404)
     assert resp["errcode"] == "M_NOT_FOUND"
@@ -51,13 +52,14 @@ async def test_left_user_sees_state_as_of_leaving(client: MatrixTestClient) -> N
     await join(client, bob, room_id)
     await leave(client, bob, room_id)
     await client.send_state(alice, room_id, "m.room.name", {"name": "New"})
-    assert await client.request("GET", f"{V3}/rooms/{room_id}/state/m.room.name", token=bob) == {"name": "Old"}
+    name_path = f"{V3}/rooms/{room_id}/state/m.room.name"
+    assert await client.request("GET", name_path, token=bob) == {"name": "Old"}
     state = by_type(await client.request("GET", f"{V3}/rooms/{room_id}/state", token=bob))
     assert state[("m.room.name", "")]["content"] == {"name": "Old"}
     assert state[("m.room.member", bob_id)]["content"]["membership"] == "leave"
     members = await client.request("GET", f"{V3}/rooms/{room_id}/members", token=bob)
     assert {e["state_key"]: e["content"]["membership"] for e in members["chunk"]}[bob_id] == "leave"
-    assert await client.request("GET", f"{V3}/rooms/{room_id}/state/m.room.name", token=alice) == {"name": "New"}
+    assert await client.request("GET", name_path, token=alice) == {"name": "New"}
 
 
 async def test_outsiders_are_forbidden_unless_world_readable(client: MatrixTestClient) -> None:
@@ -74,8 +76,9 @@ async def test_outsiders_are_forbidden_unless_world_readable(client: MatrixTestC
     await leave(client, bob, room_id)
     await client.request("GET", f"{V3}/rooms/{room_id}/state", token=bob, expect=403)
     await client.request("GET", f"{V3}/rooms/!unknown:test.local/state", token=bob, expect=403)
-    await client.send_state(alice, room_id, "m.room.history_visibility", {"history_visibility": "world_readable"})
-    assert await client.request("GET", f"{V3}/rooms/{room_id}/state/m.room.name", token=bob) == {"name": "Secret"}
+    await set_visibility(client, alice, room_id, "world_readable")
+    name = await client.request("GET", f"{V3}/rooms/{room_id}/state/m.room.name", token=bob)
+    assert name == {"name": "Secret"}
     await client.request("GET", f"{V3}/rooms/{room_id}/members", token=bob)
     await client.request("GET", f"{V3}/rooms/{room_id}/joined_members", token=bob, expect=403)
 
