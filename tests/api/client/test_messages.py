@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.helpers.homeserver import MatrixTestClient
-from tests.helpers.timeline import V3, all_messages, bodies, join, messages
+from tests.helpers.timeline import V3, all_messages, bodies, join, messages, set_visibility
 
 
 async def room_with_messages(client: MatrixTestClient, count: int) -> tuple[str, str, list[str]]:
@@ -255,3 +255,63 @@ async def test_filter_json_is_parsed_from_the_query(client: MatrixTestClient) ->
     raw = json.dumps({"types": ["m.room.message"]})
     body = await client.request("GET", f"{V3}/rooms/{room_id}/messages?dir=b&filter={raw}", token=alice)
     assert bodies(body["chunk"]) == ["m2", "m1", "m0"]
+
+
+async def test_timestamp_to_event(client: MatrixTestClient) -> None:
+    _, alice = await client.user("alice")
+    _, eve = await client.user("eve")
+    clock = client.hs.clock
+    room_id = await client.create_room(alice, preset="public_chat")
+    stamps: list[tuple[int, str]] = []
+    for i in range(3):
+        clock.advance(1000)  # type: ignore[attr-defined]
+        stamps.append((clock.time_ms(), await client.send_message(alice, room_id, f"m{i}")))
+    url = f"{V3.replace('v3', 'v1')}/rooms/{room_id}/timestamp_to_event"
+    (t0, _), (t1, e1), (t2, e2) = stamps
+    body = await client.request("GET", f"{url}?ts={t1 - 1}&dir=f", token=alice)
+    assert body == {"event_id": e1, "origin_server_ts": t1}
+    assert (await client.request("GET", f"{url}?ts={t1}&dir=f", token=alice))["event_id"] == e1
+    assert (await client.request("GET", f"{url}?ts={t1 + 1}&dir=b", token=alice))["event_id"] == e1
+    assert (await client.request("GET", f"{url}?ts={t2 + 5000}&dir=b", token=alice))["event_id"] == e2
+    resp = await client.request("GET", f"{url}?ts={t2 + 1}&dir=f", token=alice, expect=404)
+    assert resp["errcode"] == "M_NOT_FOUND"
+    for query, errcode in (("dir=f", "M_MISSING_PARAM"), ("ts=1", "M_MISSING_PARAM"),
+                           ("ts=1&dir=x", "M_INVALID_PARAM"), ("ts=x&dir=f", "M_INVALID_PARAM")):
+        resp = await client.request("GET", f"{url}?{query}", token=alice, expect=400)
+        assert resp["errcode"] == errcode
+    await client.request("GET", f"{url}?ts={t0}&dir=f", token=eve, expect=403)
+
+
+async def test_timestamp_to_event_skips_events_the_user_cannot_see(client: MatrixTestClient) -> None:
+    _, alice = await client.user("alice")
+    _, bob = await client.user("bob")
+    clock = client.hs.clock
+    room_id = await client.create_room(alice, preset="public_chat")
+    await set_visibility(client, alice, room_id, "joined")
+    clock.advance(1000)  # type: ignore[attr-defined]
+    await client.send_message(alice, room_id, "hidden")
+    clock.advance(1000)  # type: ignore[attr-defined]
+    await join(client, bob, room_id)
+    url = f"/_matrix/client/v1/rooms/{room_id}/timestamp_to_event"
+    body = await client.request("GET", f"{url}?ts={clock.time_ms() - 1500}&dir=f", token=bob)
+    found = await client.request("GET", f"{V3}/rooms/{room_id}/event/{body['event_id']}", token=bob)
+    assert found["type"] == "m.room.member"  # bob's join, not the hidden message
+
+
+async def test_room_initial_sync(client: MatrixTestClient) -> None:
+    alice_id, alice = await client.user("alice")
+    _, eve = await client.user("eve")
+    room_id = await client.create_room(alice, preset="public_chat", name="Init")
+    for i in range(4):
+        await client.send_message(alice, room_id, f"m{i}")
+    await client.request("PUT", f"{V3}/user/{alice_id}/rooms/{room_id}/account_data/m.tag", token=alice,
+                         json={"tags": {"work": {}}})
+    body = await client.request("GET", f"{V3}/rooms/{room_id}/initialSync?limit=3", token=alice)
+    assert body["room_id"] == room_id and body["membership"] == "join"
+    assert body["visibility"] == "private"
+    assert bodies(body["messages"]["chunk"]) == ["m1", "m2", "m3"]  # chronological
+    earlier = await messages(client, alice, room_id, limit=1, **{"from": body["messages"]["start"]})
+    assert bodies(earlier["chunk"]) == ["m0"]
+    assert any(e["type"] == "m.room.name" for e in body["state"])
+    assert body["account_data"] == [{"type": "m.tag", "content": {"tags": {"work": {}}}}]
+    await client.request("GET", f"{V3}/rooms/{room_id}/initialSync", token=eve, expect=403)
