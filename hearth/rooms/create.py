@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from hearth.clock import Clock
 from hearth.core.events import StateKey
@@ -22,7 +22,7 @@ from hearth.errors import MatrixError
 from hearth.rooms.builder import EventBuilder
 from hearth.rooms.persist import EventPersister, EventRejected
 from hearth.rooms.send import RoomSender
-from hearth.storage.db import Database
+from hearth.storage.db import Database, DbConnection
 from hearth.storage.rooms import RoomInfo, RoomsStore
 
 PRESETS: dict[str, dict[str, str]] = {
@@ -90,6 +90,22 @@ def default_power_levels(spec: RoomSpec) -> dict[str, Any]:
     }
 
 
+class AliasReserver(Protocol):
+    """What room creation needs from the alias service (hearth.rooms.aliases.AliasService)."""
+
+    def alias_for_name(self, name: str) -> str:
+        """The local alias for a `room_alias_name`, or M_INVALID_PARAM."""
+        ...
+
+    async def ensure_free(self, alias: str) -> None:
+        """M_ROOM_IN_USE if the alias exists."""
+        ...
+
+    async def reserve(self, conn: DbConnection, alias: str, room_id: str, creator: str) -> None:
+        """Create the alias in the caller's transaction, or M_ROOM_IN_USE."""
+        ...
+
+
 class RoomCreator:
     def __init__(
         self,
@@ -101,8 +117,10 @@ class RoomCreator:
         sender: RoomSender,
         server_name: str,
         clock: Clock,
+        aliases: AliasReserver | None = None,
     ) -> None:
         self._db = db
+        self._aliases = aliases
         self._rooms = rooms
         self._builder = builder
         self._persister = persister
@@ -111,8 +129,18 @@ class RoomCreator:
         self._clock = clock
 
     async def create(self, spec: RoomSpec) -> str:
-        """Create the room and send its initial events; returns the room ID."""
+        """Create the room and send its initial events; returns the room ID.
+
+        A `room_alias_name` is checked before anything is made and claimed in
+        the same transaction that creates the room, so a taken or invalid alias
+        leaves no room behind. `visibility: public` publishes the room once its
+        initial state is in place.
+        """
         rv = spec.room_version
+        alias = None
+        if spec.room_alias_name is not None and self._aliases is not None:
+            alias = self._aliases.alias_for_name(spec.room_alias_name)
+            await self._aliases.ensure_free(alias)
         if spec.power_level_override is not None:
             check_power_levels_content(spec.power_level_override, rv)
         content = dict(spec.creation_content)
@@ -133,6 +161,8 @@ class RoomCreator:
         room_id = create_event.room_id
         async with self._db.write() as conn:
             room = await self._rooms.create(conn, room_id, rv, self._clock.time_ms())
+            if alias is not None and self._aliases is not None:
+                await self._aliases.reserve(conn, alias, room_id, spec.creator)
         async with self._persister.locked(room_id):
             try:
                 await self._persister.persist(room, create_event)
@@ -140,6 +170,8 @@ class RoomCreator:
                 raise MatrixError(400, "M_BAD_JSON", f"Invalid create event: {e.reason}") from e
             for event_type, state_key, event_content in self._initial_events(spec):
                 await self._send(room, spec.creator, event_type, state_key, event_content)
+        if spec.visibility == "public":
+            await self._rooms.set_public(room_id, True)
         return room_id
 
     async def _send(
@@ -178,10 +210,10 @@ class RoomCreator:
             out.append((key[0], key[1], state.pop(key)))
         out.extend((t, sk, c) for (t, sk), c in state.items())
         for user_id in spec.invite:
-            content: dict[str, Any] = {"membership": "invite"}
+            invite: dict[str, Any] = {"membership": "invite"}
             if spec.is_direct:
-                content["is_direct"] = True
-            out.append(("m.room.member", user_id, content))
+                invite["is_direct"] = True
+            out.append(("m.room.member", user_id, invite))
         return out
 
 

@@ -9,6 +9,7 @@ from hearth.api.client import (
     account_data,
     capabilities,
     devices,
+    directory,
     filters,
     login,
     membership,
@@ -16,10 +17,14 @@ from hearth.api.client import (
     profile,
     redaction,
     register,
+    relations,
     report,
     room_create,
     room_send,
     room_state,
+    room_summary,
+    room_upgrades,
+    space_hierarchy,
     sync,
     thirdparty,
     versions,
@@ -29,7 +34,9 @@ _MODULES = (
     versions, capabilities, register, login, account, devices, profile, account_data, filters, thirdparty,
     room_create, room_send, membership,
     room_state, messages, redaction, report,
+    relations,
     sync,
+    directory, room_upgrades, room_summary, space_hierarchy,
 )
 
 
