@@ -4,7 +4,10 @@ Run: ``python bench/bench_foundation.py`` (``--quick`` for a short smoke run,
 ``--postgres`` to also run both on PostgreSQL). Prints a markdown table per
 database engine and writes the figures as JSON to ``bench/results/``.
 
-What is measured, for each server, one server at a time (never both at once):
+What is measured, for each server. The two are measured in alternation (Hearth
+start, Synapse start, Hearth start, ...; then load rounds Hearth, Synapse,
+Hearth, ...), never both under load at once, so that other work on the
+machine disturbs both alike; the best of ``--rounds`` load rounds is reported.
 
 - **Start time**: seconds from ``Popen`` to the first 200 from
   ``GET /_matrix/client/versions``. The first start (which creates the schema) is
@@ -464,6 +467,7 @@ class ServerResult:
     restart_cpu_s: list[float]
     idle_rss_bytes: list[int]
     load: LoadResult | None = None
+    load_rounds: list[LoadResult] = field(default_factory=list)
     rss_after_load_bytes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -476,41 +480,59 @@ class ServerResult:
         return statistics.median(self.idle_rss_bytes)
 
 
-def bench_server(setup: ServerSetup, engine: str, args: argparse.Namespace, server_cpus: set[int] | None,
-                 load_cpus: set[int] | None) -> ServerResult:
-    print(f"[{engine}] {setup.name}: first start (creates the schema)...", file=sys.stderr)
-    first = Running(setup, server_cpus)
-    first.stop()
-    result = ServerResult(setup.name, engine, round(first.startup_s, 3), [], [], [])
-    for n in range(args.starts):
-        running = Running(setup, server_cpus)
-        result.restart_s.append(round(running.startup_s, 3))
-        result.restart_cpu_s.append(round(running.startup_cpu_s, 3))
-        time.sleep(args.settle)
-        result.idle_rss_bytes.append(rss_bytes(running.proc.pid))
-        print(f"[{engine}] {setup.name}: start {n + 1}/{args.starts}: {running.startup_s:.2f}s "
-              f"({running.startup_cpu_s:.2f}s CPU), "
-              f"idle RSS {result.idle_rss_bytes[-1] / 2**20:.0f} MiB", file=sys.stderr)
-        if n < args.starts - 1:
-            running.stop()
-            continue
-        try:
-            tokens = asyncio.run(register_users(setup.base_url, setup.shared_secret, args.clients, "bench"))
-            result.load = run_load(args.load, running, tokens, args.duration, args.warmup, setup.cwd,
-                                   load_cpus)
-            result.rss_after_load_bytes = rss_bytes(running.proc.pid)
-            print(f"[{engine}] {setup.name}: {result.load.rps:.0f} whoami/s "
-                  f"({result.load.errors} errors)", file=sys.stderr)
-        finally:
-            running.stop()
-    return result
+def _start(setup: ServerSetup, engine: str, result: ServerResult, n: int, args: argparse.Namespace,
+           server_cpus: set[int] | None) -> Running:
+    running = Running(setup, server_cpus)
+    result.restart_s.append(round(running.startup_s, 3))
+    result.restart_cpu_s.append(round(running.startup_cpu_s, 3))
+    time.sleep(args.settle)
+    result.idle_rss_bytes.append(rss_bytes(running.proc.pid))
+    print(f"[{engine}] {setup.name}: start {n + 1}/{args.starts}: {running.startup_s:.2f}s "
+          f"({running.startup_cpu_s:.2f}s CPU), idle RSS {result.idle_rss_bytes[-1] / 2**20:.0f} MiB",
+          file=sys.stderr)
+    return running
+
+
+def bench_pair(setups: list[ServerSetup], engine: str, args: argparse.Namespace,
+               server_cpus: set[int] | None, load_cpus: set[int] | None) -> list[ServerResult]:
+    """Measure the servers in alternation, so changing load from other processes on
+    the machine falls on both alike rather than on whichever ran second."""
+    results = []
+    for setup in setups:
+        print(f"[{engine}] {setup.name}: first start (creates the schema)...", file=sys.stderr)
+        first = Running(setup, server_cpus)
+        first.stop()
+        results.append(ServerResult(setup.name, engine, round(first.startup_s, 3), [], [], []))
+    running: list[Running] = []
+    try:
+        for n in range(args.starts):
+            for setup, result in zip(setups, results, strict=True):
+                started = _start(setup, engine, result, n, args, server_cpus)
+                if n < args.starts - 1:
+                    started.stop()
+                else:
+                    running.append(started)  # the last start of each stays up for the load
+        tokens = [asyncio.run(register_users(r.setup.base_url, r.setup.shared_secret, args.clients, "bench"))
+                  for r in running]
+        for round_ in range(args.rounds):
+            for server, result, server_tokens in zip(running, results, tokens, strict=True):
+                load = run_load(args.load, server, server_tokens, args.duration, args.warmup,
+                                server.setup.cwd, load_cpus)
+                result.load_rounds.append(load)
+                print(f"[{engine}] {server.setup.name}: round {round_ + 1}/{args.rounds}: "
+                      f"{load.rps:.0f} whoami/s, {load.server_cpu_ms_per_request:.3f} ms CPU/request "
+                      f"({load.errors} errors)", file=sys.stderr)
+        for server, result in zip(running, results, strict=True):
+            result.rss_after_load_bytes = rss_bytes(server.proc.pid)
+            # The round least disturbed by the rest of the machine.
+            result.load = max(result.load_rounds, key=lambda r: r.rps)
+    finally:
+        for server in running:
+            server.stop()
+    return results
 
 
 # --- report ------------------------------------------------------------------------
-
-
-def _mib(b: float) -> str:
-    return f"{b / 2**20:.1f}"
 
 
 def markdown(hearth: ServerResult, synapse: ServerResult) -> str:
@@ -549,7 +571,9 @@ def markdown(hearth: ServerResult, synapse: ServerResult) -> str:
             ratio = "—"
         out.append(f"| {label} | {fmt.format(hv)} | {fmt.format(sv)} | {ratio} |")
     if hearth.load:
-        out += ["", f"Load: {hearth.load.generator}; {hearth.load.seconds:.0f} s measured after a warm-up."]
+        out += ["", f"Load: {hearth.load.generator}; best of {len(hearth.load_rounds)} rounds of "
+                f"{hearth.load.seconds:.0f} s, each after a warm-up; CPU per request and latency are "
+                "from that round."]
         gens = [(r.name, r.load.generator_cpu_fraction) for r in (hearth, synapse)
                 if r.load and r.load.generator_cpu_fraction is not None]
         if gens:
@@ -592,6 +616,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients, one token each")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of measured load")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="load rounds per server (alternating); the best is reported")
     parser.add_argument("--load", choices=["wrk", "aiohttp"],
                         default="wrk" if shutil.which("wrk") else "aiohttp")
     parser.add_argument("--postgres", action="store_true", help="also run both on PostgreSQL")
@@ -602,7 +628,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short smoke run (2 starts, 3 s load)")
     args = parser.parse_args()
     if args.quick:
-        args.starts, args.settle, args.duration, args.warmup = 2, 1.0, 3.0, 1.0
+        args.starts, args.settle, args.duration, args.warmup, args.rounds = 2, 1.0, 3.0, 1.0, 1
     if args.load == "wrk" and not shutil.which("wrk"):
         parser.error("wrk is not installed (apt-get install wrk), use --load aiohttp")
 
@@ -630,10 +656,9 @@ def main() -> None:
                 _create_db(cluster, "hearth_bench")
                 _create_db(cluster, "synapse_bench")
                 hearth_url, synapse_pg = cluster.url("hearth_bench"), (cluster, "synapse_bench")
-            hearth = bench_server(setup_hearth(base / "hearth", hearth_url), engine, args,
-                                  server_cpus, load_cpus)
-            synapse = bench_server(setup_synapse(base / "synapse", args.synapse_venv.resolve(), synapse_pg),
-                                   engine, args, server_cpus, load_cpus)
+            setups = [setup_hearth(base / "hearth", hearth_url),
+                      setup_synapse(base / "synapse", args.synapse_venv.resolve(), synapse_pg)]
+            hearth, synapse = bench_pair(setups, engine, args, server_cpus, load_cpus)
             results.append((hearth, synapse))
 
     env = {
