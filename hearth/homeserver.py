@@ -25,6 +25,7 @@ from hearth.rooms.membership import MembershipService
 from hearth.rooms.persist import EventPersister
 from hearth.rooms.reading import RoomReader
 from hearth.rooms.redact import Redactor
+from hearth.rooms.relations import RelationsService
 from hearth.rooms.report import ReportService
 from hearth.rooms.send import RoomSender
 from hearth.rooms.serialize import EventSerializer
@@ -41,6 +42,7 @@ from hearth.storage.events import EventsStore
 from hearth.storage.filters import FiltersStore
 from hearth.storage.positions import PositionTracker
 from hearth.storage.registration_tokens import RegistrationTokensStore
+from hearth.storage.relations import RelationsStore
 from hearth.storage.reports import ReportsStore
 from hearth.storage.rooms import RoomsStore
 from hearth.storage.state import StateStore
@@ -102,6 +104,7 @@ class Homeserver:
     visibility: HistoryVisibility
     event_serializer: EventSerializer
     room_reader: RoomReader
+    relations: RelationsService
     sync: SyncService
     redactor: Redactor
     reports: ReportService
@@ -164,6 +167,10 @@ class Homeserver:
         timeline = TimelineStore()
         visibility = HistoryVisibility(events=event_store, state=state_store, timeline=timeline)
         serializer = EventSerializer(events=event_store, state=state_store, timeline=timeline, clock=clock)
+        relations = RelationsService(db=db, rooms=room_store, events=event_store, relations=RelationsStore(),
+                                     timeline=timeline, visibility=visibility, serializer=serializer,
+                                     account_data=account_data, clock=clock)
+        serializer.add_unsigned_hook(relations.unsigned)
         room_reader = RoomReader(db=db, rooms=room_store, events=event_store, state=state_store,
                                  timeline=timeline, visibility=visibility, serializer=serializer,
                                  account_data=account_data)
@@ -216,6 +223,7 @@ class Homeserver:
             visibility=visibility,
             event_serializer=serializer,
             room_reader=room_reader,
+            relations=relations,
             redactor=Redactor(db=db, rooms=room_store, events=event_store, state=state_store, users=users,
                               persister=persister, sender=room_sender, server_name=config.server_name),
             reports=ReportService(db=db, rooms=room_store, users=users, reader=room_reader,

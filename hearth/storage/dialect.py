@@ -8,16 +8,19 @@ the engines disagree.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import ColumnElement, FromClause, Table, bindparam, column, func, literal_column, table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
+
+from hearth.storage.db import DbConnection
+from hearth.storage.tables import FULL_TEXT_INDEX, event_search
 
 
 def upsert(
-    conn: AsyncConnection,
+    conn: DbConnection,
     table: Table,
     values: Mapping[str, Any],
     conflict_cols: Sequence[str],
@@ -40,7 +43,47 @@ def upsert(
 
 
 def insert_ignore(
-    conn: AsyncConnection, table: Table, values: Mapping[str, Any], conflict_cols: Sequence[str]
+    conn: DbConnection, table: Table, values: Mapping[str, Any], conflict_cols: Sequence[str]
 ) -> Insert:
     """INSERT that silently skips a row whose key already exists."""
     return upsert(conn, table, values, conflict_cols, update_cols=[])
+
+
+@dataclass(frozen=True, slots=True)
+class FullTextMatch:
+    """A full-text condition on `event_search.value` (see migration 0005).
+
+    Select from `from_`, filter with `where`, order by `rank` (higher is a
+    better match).
+    """
+
+    from_: FromClause
+    where: ColumnElement[bool]
+    rank: ColumnElement[float]
+
+
+def full_text_match(conn: DbConnection, words: Sequence[str]) -> FullTextMatch:
+    """Rows of `event_search` whose text has every word (as a word prefix).
+
+    `words` must be runs of word characters (letters, digits, underscore), so
+    they cannot carry query syntax. SQLite asks the FTS5 table with a prefix
+    phrase per word and ranks by BM25; PostgreSQL builds a prefix tsquery and
+    ranks with ts_rank_cd, using the same to_tsvector expression as the GIN
+    index so the planner uses it.
+    """
+    if conn.dialect.name == "sqlite":
+        fts = table(FULL_TEXT_INDEX, column("rowid"))
+        query = " ".join(f'"{w}"*' for w in words)
+        return FullTextMatch(
+            from_=event_search.join(fts, fts.c.rowid == event_search.c.event_nid),
+            where=literal_column(FULL_TEXT_INDEX).op("MATCH")(bindparam("fts_query", query)),
+            rank=-func.bm25(literal_column(FULL_TEXT_INDEX)),
+        )
+    config: ColumnElement[Any] = literal_column("'english'::regconfig")
+    vector = func.to_tsvector(config, event_search.c.value)
+    tsquery = func.to_tsquery(config, bindparam("fts_query", " & ".join(f"{w}:*" for w in words)))
+    return FullTextMatch(
+        from_=event_search,
+        where=vector.op("@@")(tsquery),
+        rank=func.ts_rank_cd(vector, tsquery),
+    )

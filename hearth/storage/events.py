@@ -19,6 +19,8 @@ from hearth.core.canonical_json import encode_canonical_json
 from hearth.core.events import Event
 from hearth.core.room_versions import KNOWN_ROOM_VERSIONS
 from hearth.storage.db import DbConnection
+from hearth.storage.relations import THREAD, note_thread_event
+from hearth.storage.search import index_event, unindex_event
 from hearth.storage.tables import event_auth_edges, event_edges, event_relations, events, rooms
 
 
@@ -186,6 +188,10 @@ class EventsStore:
                     event_nid=nid, relates_to_id=target, rel_type=rel_type, aggregation_key=key
                 )
             )
+        if rejected_reason is None and stream_ordering is not None and not outlier:
+            await index_event(conn, event, nid, room_nid, stream_ordering)
+            if relation is not None and relation[1] == THREAD:
+                await note_thread_event(conn, room_nid, relation[0], nid, stream_ordering)
         self._parsed[nid] = event
         return nid
 
@@ -199,6 +205,7 @@ class EventsStore:
             .where(events.c.redacted_by.is_(None))
             .values(redacted_by=redaction_id)
         )
+        await unindex_event(conn, event_id)
 
     async def auth_chain(self, conn: DbConnection, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
         """The given events and every event in their auth chains."""

@@ -321,3 +321,56 @@ content_reports = Table(
     Column("received_ts", BigInteger, nullable=False),
     Index("content_reports_received", "received_ts"),
 )
+
+# --- threads, full-text search, user directory ---------------------------------
+
+# One row per thread root with the latest event in the thread, so GET /threads
+# pages through a room's threads by activity with one index range scan.
+threads = Table(
+    "threads",
+    metadata,
+    Column("room_nid", Integer, ForeignKey("rooms.room_nid", ondelete="CASCADE"), primary_key=True),
+    Column("root_event_id", Text, primary_key=True),
+    Column("latest_event_nid", Integer, nullable=False),
+    # Unique across threads: no two threads share a latest event.
+    Column("latest_stream", BigInteger, nullable=False),
+    Index("threads_room_latest", "room_nid", "latest_stream"),
+)
+
+# The searchable text of each event (content.body, content.name or
+# content.topic). The full-text index over `value` is engine specific and made
+# by migration 0005: an FTS5 table `event_search_fts` kept in step by triggers
+# on SQLite, a GIN index on to_tsvector(value) named `event_search_fts` on
+# PostgreSQL. Rows go when the event is redacted.
+event_search = Table(
+    "event_search",
+    metadata,
+    Column("event_nid", Integer, ForeignKey("events.event_nid", ondelete="CASCADE"), primary_key=True),
+    Column("room_nid", Integer, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    Column("stream_ordering", BigInteger, nullable=False),
+    Index("event_search_room_stream", "room_nid", "stream_ordering"),
+)
+
+FULL_TEXT_INDEX = "event_search_fts"
+
+
+def in_schema_comparison(name: str | None, type_: str, parent_names: object) -> bool:
+    """Whether the schema check compares a database object with this module.
+
+    The engine-specific full-text index (and FTS5's shadow tables) are not
+    described here; everything else is.
+    """
+    return not (name or "").startswith(FULL_TEXT_INDEX)
+
+
+# Rooms whose members the user directory shows to everyone: a public join rule
+# or world-readable history (the latest such state event persisted decides).
+room_publicity = Table(
+    "room_publicity",
+    metadata,
+    Column("room_nid", Integer, ForeignKey("rooms.room_nid", ondelete="CASCADE"), primary_key=True),
+    Column("public_join", Boolean, nullable=False),
+    Column("world_readable", Boolean, nullable=False),
+)

@@ -8,11 +8,12 @@ from sqlalchemy import Connection
 
 from hearth.storage.db import Database
 from hearth.storage.migrations import upgrade_database
-from hearth.storage.tables import metadata
+from hearth.storage.tables import in_schema_comparison, metadata
 
 
 def _diff(sync_conn: Connection) -> list[object]:
-    ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+    opts = {"compare_type": True, "include_name": in_schema_comparison}
+    ctx = MigrationContext.configure(sync_conn, opts=opts)
     return list(compare_metadata(ctx, metadata))
 
 

@@ -17,6 +17,7 @@ from hearth.api.client import (
     profile,
     redaction,
     register,
+    relations,
     report,
     room_create,
     room_send,
@@ -33,6 +34,7 @@ _MODULES = (
     versions, capabilities, register, login, account, devices, profile, account_data, filters, thirdparty,
     room_create, room_send, membership,
     room_state, messages, redaction, report,
+    relations,
     sync,
     directory, room_upgrades, room_summary, space_hierarchy,
 )
