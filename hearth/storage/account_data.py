@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.storage import dialect, streams
-from hearth.storage.db import Database
+from hearth.storage.db import Database, DbConnection
 from hearth.storage.encoding import dumps_storable
 from hearth.storage.tables import account_data
 
@@ -39,7 +38,7 @@ class AccountDataStore:
         async with self._db.write() as conn:
             return await self.put_in(conn, user_id, room_id, type_, content)
 
-    async def put_in(self, conn: AsyncConnection, user_id: str, room_id: str, type_: str,
+    async def put_in(self, conn: DbConnection, user_id: str, room_id: str, type_: str,
                      content: dict[str, Any]) -> int:
         """`put` inside a caller's transaction (e.g. together with another write)."""
         position = await streams.next_position(conn, streams.ACCOUNT_DATA)
@@ -70,9 +69,9 @@ class AccountDataStore:
             stmt = stmt.where(account_data.c.stream_id <= upto)
         async with self._db.read() as conn:
             rows = await conn.execute(stmt.order_by(account_data.c.stream_id))
-            return [AccountDataEntry(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
+            return [AccountDataEntry(r.room_id, r.type, json.loads(r.content), r.stream_id) for r in rows]
 
-    async def delete_all(self, conn: AsyncConnection, user_id: str) -> None:
+    async def delete_all(self, conn: DbConnection, user_id: str) -> None:
         """Erase a user's account data (account deactivation with `erase`)."""
         await conn.execute(delete(account_data).where(account_data.c.user_id == user_id))
 

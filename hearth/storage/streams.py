@@ -19,8 +19,8 @@ SQLite writers already run one at a time (`Database.write`).
 from __future__ import annotations
 
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hearth.storage.db import DbConnection
 from hearth.storage.tables import stream_counters
 
 ACCOUNT_DATA = "account_data"
@@ -32,12 +32,12 @@ _BUMP = text(
 )
 
 
-async def next_position(conn: AsyncConnection, stream: str) -> int:
+async def next_position(conn: DbConnection, stream: str) -> int:
     """A new position on `stream`, greater than any handed out before (starts at 1)."""
     return int((await conn.execute(_BUMP, {"stream": stream})).scalar_one())
 
 
-async def current_position(conn: AsyncConnection, stream: str) -> int:
+async def current_position(conn: DbConnection, stream: str) -> int:
     """The highest committed position on `stream` (0 when nothing was written)."""
     value = (await conn.execute(
         select(stream_counters.c.position).where(stream_counters.c.stream == stream)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -46,6 +47,9 @@ users = Table(
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("is_guest", Boolean, nullable=False, default=False),
     Column("deactivated", Boolean, nullable=False, default=False),
+    # Deactivated with `erase`: later joiners of the user's rooms get their
+    # events redacted (account_deactivation.yaml).
+    Column("erased", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 profiles = Table(

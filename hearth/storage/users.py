@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hearth.storage.db import Database
+from hearth.storage.db import Database, DbConnection
 from hearth.storage.tables import profiles, users
 
 
@@ -93,7 +92,7 @@ class UsersStore:
             stmt = stmt.where(users.c.deactivated.is_(False))
         async with self._db.read() as conn:
             row = (await conn.execute(stmt)).first()
-        return Profile(row[0], row[1]) if row else None
+        return Profile(row.displayname, row.avatar_url) if row else None
 
     async def set_profile_field(self, user_id: str, field: str, value: str | None) -> None:
         """Set `displayname` or `avatar_url` (None clears it)."""
@@ -105,10 +104,22 @@ class UsersStore:
 
     # --- deactivation --------------------------------------------------------
 
-    async def deactivate(self, conn: AsyncConnection, user_id: str, *, erase_profile: bool) -> None:
-        """Mark the account deactivated and forget its password, in the caller's transaction."""
-        await conn.execute(update(users).where(users.c.user_id == user_id)
-                           .values(deactivated=True, password_hash=None))
-        if erase_profile:
+    async def deactivate(self, conn: DbConnection, user_id: str, *, erase: bool) -> None:
+        """Mark the account deactivated and forget its password, in the caller's transaction.
+
+        With `erase` the profile is cleared and the account is marked erased, so
+        its events can be served redacted to those who join its rooms later.
+        """
+        values: dict[str, object] = {"deactivated": True, "password_hash": None}
+        if erase:
+            values["erased"] = True
+        await conn.execute(update(users).where(users.c.user_id == user_id).values(values))
+        if erase:
             await conn.execute(update(profiles).where(profiles.c.user_id == user_id)
                                .values(displayname=None, avatar_url=None))
+
+    async def is_erased(self, user_id: str) -> bool:
+        async with self._db.read() as conn:
+            value = (await conn.execute(
+                select(users.c.erased).where(users.c.user_id == user_id))).scalar_one_or_none()
+        return bool(value)

@@ -1,14 +1,15 @@
 """Account deactivation: the account can never be used again.
 
 One transaction marks the account deactivated and forgets its password hash
-(and with `erase`, also its profile, account data and filters); then every
-device is logged out through `SessionService.logout_all`, which evicts the
-tokens from the in-memory cache, so the user's tokens die before the response
-is sent. Marking first means a login racing with deactivation is refused by the
+(and with `erase`, marks it erased and deletes its profile, account data and
+filters); then every device is logged out through `SessionService.logout_all`,
+which evicts the tokens from the in-memory cache, so the user's tokens die
+before the response is sent. Marking first means a login racing with deactivation is refused by the
 login check on `Account.deactivated` rather than left with a fresh token.
 
 With `erase` the spec also wants later joiners of the user's rooms to see
-their events redacted; that needs the room server and is not done yet. Third-
+their events redacted. The request is recorded (`UsersStore.is_erased`) for
+the room server to apply when it serves events; it does not do so yet. Third-
 party identifiers are never stored by this server, so there is nothing to
 unbind from an identity server.
 """
@@ -33,7 +34,7 @@ class DeactivationService:
 
     async def deactivate(self, user_id: str, *, erase: bool) -> None:
         async with self._db.write() as conn:
-            await self._users.deactivate(conn, user_id, erase_profile=erase)
+            await self._users.deactivate(conn, user_id, erase=erase)
             if erase:
                 await self._account_data.delete_all(conn, user_id)
                 await self._filters.delete_all(conn, user_id)

@@ -46,15 +46,22 @@ async def test_only_profile_columns_can_be_set(users: UsersStore) -> None:
 
 async def test_deactivate_keeps_profile_unless_erased(db: Database, users: UsersStore) -> None:
     async with db.write() as conn:
-        await users.deactivate(conn, ALICE, erase_profile=False)
+        await users.deactivate(conn, ALICE, erase=False)
     account = await users.get(ALICE)
     assert account is not None and account.deactivated and account.password_hash is None
     assert await users.get_profile(ALICE) is None
     assert await users.get_profile(ALICE, include_deactivated=True) == Profile("alice", None)
+    assert not await users.is_erased(ALICE)
 
 
 async def test_deactivate_with_erase_clears_profile(db: Database, users: UsersStore) -> None:
     await users.set_profile_field(ALICE, "avatar_url", "mxc://test.local/a")
     async with db.write() as conn:
-        await users.deactivate(conn, ALICE, erase_profile=True)
+        await users.deactivate(conn, ALICE, erase=True)
     assert await users.get_profile(ALICE, include_deactivated=True) == Profile(None, None)
+    assert await users.is_erased(ALICE)
+
+
+async def test_new_accounts_are_not_erased(users: UsersStore) -> None:
+    assert not await users.is_erased(ALICE)
+    assert not await users.is_erased("@nobody:test.local")

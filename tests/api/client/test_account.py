@@ -240,6 +240,7 @@ async def test_deactivate_without_erase_keeps_data_but_hides_profile(client: Mat
     assert stored == {"a": 1}
     profile = await client.hs.users.get_profile(alice.user_id, include_deactivated=True)
     assert profile is not None and profile.displayname == "alice"
+    assert not await client.hs.users.is_erased(alice.user_id)
 
 
 async def test_deactivate_with_erase_removes_profile_account_data_and_filters(
@@ -254,6 +255,7 @@ async def test_deactivate_with_erase_removes_profile_account_data_and_filters(
                          json={"auth": password_auth(alice.user_id, None), "erase": True})
     profile = await client.hs.users.get_profile(alice.user_id, include_deactivated=True)
     assert profile is not None and profile.displayname is None and profile.avatar_url is None
+    assert await client.hs.users.is_erased(alice.user_id)
     with pytest.raises(MatrixError):
         await client.hs.account_data.get(alice.user_id, alice.user_id, "org.example.settings")
     with pytest.raises(MatrixError):
