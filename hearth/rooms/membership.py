@@ -37,8 +37,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import select
-
 from hearth.core.events import Event, StateKey
 from hearth.core.ids import is_valid_room_alias, is_valid_room_id
 from hearth.core.power_levels import USERS_DEFAULT, PowerLevels, parse_power_level
@@ -48,7 +46,6 @@ from hearth.rooms.persist import EventPersister
 from hearth.rooms.send import RoomSender
 from hearth.storage.db import Database
 from hearth.storage.rooms import RoomInfo, RoomsStore
-from hearth.storage.tables import room_aliases
 from hearth.storage.users import UsersStore
 
 MEMBER = "m.room.member"
@@ -100,27 +97,11 @@ class _RoomView:
 
 
 class AliasResolver(Protocol):
-    """What joins and knocks need from the alias service."""
+    """What joins and knocks need from the alias service (`hearth.rooms.aliases`)."""
 
     async def resolve(self, alias: str) -> str | None:
         """The room a (local) alias points to, if any."""
         ...
-
-
-class LocalAliasTable:
-    """Reads `room_aliases` directly: the resolver until the alias service is wired in."""
-
-    def __init__(self, db: Database, server_name: str) -> None:
-        self._db = db
-        self._server_name = server_name
-
-    async def resolve(self, alias: str) -> str | None:
-        if alias.partition(":")[2] != self._server_name:
-            return None
-        async with self._db.read() as conn:
-            result = await conn.execute(select(room_aliases.c.room_id).where(room_aliases.c.alias == alias))
-            room_id: str | None = result.scalar()
-        return room_id
 
 
 class MembershipService:
