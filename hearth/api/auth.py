@@ -15,7 +15,7 @@ async def get_requester(request: web.Request) -> Requester:
     """The authenticated requester, or M_MISSING_TOKEN / M_UNKNOWN_TOKEN."""
     cached = request.get(_REQUESTER)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached  # type: ignore[no-any-return,unused-ignore]
     token = require_token_value(request.headers.get("Authorization"), request.query.get("access_token"))
     hs = request.config_dict[HS]
     requester = await hs.sessions.authenticate(token)

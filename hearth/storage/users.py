@@ -53,7 +53,8 @@ class UsersStore:
                 select(users.c.user_id, users.c.password_hash, users.c.created_ts,
                        users.c.is_admin, users.c.deactivated).where(users.c.user_id == user_id)
             )).first()
-        return Account(*row) if row else None
+        return Account(row.user_id, row.password_hash, row.created_ts, row.is_admin,
+                       row.deactivated) if row else None
 
     async def find_case_insensitive(self, user_id: str) -> list[str]:
         """IDs equal to `user_id` ignoring case: logins accept any capitalisation."""
