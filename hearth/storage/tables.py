@@ -164,6 +164,8 @@ rooms = Table(
     Column("is_public", Boolean, nullable=False, default=False),
     # The snapshot that current_state materialises (state at the extremities).
     Column("current_snapshot_nid", Integer, nullable=True),
+    # /publicRooms reads the published rooms without scanning every room.
+    Index("rooms_public", "is_public"),
 )
 
 events = Table(
