@@ -55,6 +55,11 @@ _COLUMNS = (
     rooms.c.room_version,
 )
 _FROM = events.join(rooms, rooms.c.room_nid == events.c.room_nid)
+# Built once: reusing the statement objects spares SQLAlchemy rebuilding them per call.
+_BY_IDS = select(*_COLUMNS).select_from(_FROM).where(events.c.event_id.in_(bindparam("ids", expanding=True)))
+_BY_NIDS = select(*_COLUMNS).select_from(_FROM).where(
+    events.c.event_nid.in_(bindparam("nids", expanding=True))
+)
 
 # Hot-path statements built once: executing a prebuilt statement with a
 # parameter dict skips SQLAlchemy's per-call expression building.
@@ -102,9 +107,7 @@ class EventsStore:
         ids = list(set(event_ids))
         found: dict[str, StoredEvent] = {}
         for i in range(0, len(ids), 500):
-            rows = await conn.execute(
-                select(*_COLUMNS).select_from(_FROM).where(events.c.event_id.in_(ids[i : i + 500]))
-            )
+            rows = await conn.execute(_BY_IDS, {"ids": ids[i : i + 500]})
             for row in rows:
                 stored = self._row_to_stored(row)
                 found[stored.event_id] = stored
@@ -114,9 +117,7 @@ class EventsStore:
         wanted = list(set(nids))
         found: dict[int, StoredEvent] = {}
         for i in range(0, len(wanted), 500):
-            rows = await conn.execute(
-                select(*_COLUMNS).select_from(_FROM).where(events.c.event_nid.in_(wanted[i : i + 500]))
-            )
+            rows = await conn.execute(_BY_NIDS, {"nids": wanted[i : i + 500]})
             for row in rows:
                 stored = self._row_to_stored(row)
                 found[stored.event_nid] = stored
