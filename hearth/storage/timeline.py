@@ -24,7 +24,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, literal, not_, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, bindparam, false, literal, not_, or_, select, tuple_
 
 from hearth.core.events import Event
 from hearth.storage.db import DbConnection
@@ -121,6 +121,97 @@ class PageRow:
 _IN_TIMELINE = and_(events.c.stream_ordering.is_not(None), events.c.rejected_reason.is_(None))
 
 
+_position = tuple_(events.c.depth, events.c.stream_ordering)
+_PAGE_STATEMENTS: dict[tuple[bool, bool, bool], Select[Any]] = {}
+
+
+def _page_statement(has_after: bool, has_upto: bool, backwards: bool, *, cached: bool = True) -> Select[Any]:
+    """The keyset page query, built once per shape with bound parameters.
+
+    Reusing one statement object lets SQLAlchemy skip rebuilding and
+    re-keying it on every page; that was most of a page's cost on SQLite.
+    """
+    key = (has_after, has_upto, backwards)
+    stmt = _PAGE_STATEMENTS.get(key) if cached else None
+    if stmt is not None:
+        return stmt
+    stmt = select(events.c.event_nid, events.c.depth, events.c.stream_ordering).where(
+        events.c.room_nid == bindparam("room_nid"), _IN_TIMELINE
+    )
+    if has_after:
+        stmt = stmt.where(_position > tuple_(bindparam("after_depth"), bindparam("after_stream")))
+    if has_upto:
+        stmt = stmt.where(_position <= tuple_(bindparam("upto_depth"), bindparam("upto_stream")))
+    if backwards:
+        stmt = stmt.order_by(events.c.depth.desc(), events.c.stream_ordering.desc())
+    else:
+        stmt = stmt.order_by(events.c.depth, events.c.stream_ordering)
+    stmt = stmt.limit(bindparam("limit"))
+    if cached:
+        _PAGE_STATEMENTS[key] = stmt
+    return stmt
+
+
+_AT_STREAM = (
+    select(events.c.event_nid, events.c.depth, events.c.stream_ordering)
+    .where(events.c.room_nid == bindparam("room_nid"), _IN_TIMELINE,
+           events.c.stream_ordering <= bindparam("stream"))
+    .order_by(events.c.stream_ordering.desc())
+    .limit(1)
+)
+
+_STATE_AFTER_AT = (
+    select(events.c.state_after_nid)
+    .where(events.c.room_nid == bindparam("room_nid"), _IN_TIMELINE,
+           _position <= tuple_(bindparam("depth"), bindparam("stream")))
+    .order_by(events.c.depth.desc(), events.c.stream_ordering.desc())
+    .limit(1)
+)
+
+_MEMBER_EVENTS = (
+    select(events.c.event_nid)
+    .where(events.c.room_nid == bindparam("room_nid"), events.c.type == "m.room.member",
+           events.c.state_key == bindparam("user_id"), _IN_TIMELINE)
+    .order_by(events.c.stream_ordering.desc())
+)
+
+_TXN_IDS = select(event_txn_ids.c.event_id, event_txn_ids.c.txn_id).where(
+    event_txn_ids.c.event_id.in_(bindparam("event_ids", expanding=True)),
+    event_txn_ids.c.user_id == bindparam("user_id"),
+    event_txn_ids.c.device_id == bindparam("device_id"),
+)
+
+_MEMBERSHIP = select(room_members.c.membership, room_members.c.event_nid).where(
+    room_members.c.room_nid == bindparam("room_nid"), room_members.c.user_id == bindparam("user_id")
+)
+
+
+def _entries_statement() -> Select[Any]:
+    """Given keys of given snapshots: walk each delta chain, keep the entries for those keys."""
+    base = select(
+        state_snapshots.c.snapshot_nid.label("origin"),
+        state_snapshots.c.snapshot_nid.label("snap"),
+        state_snapshots.c.parent_snapshot_nid.label("parent"),
+        literal(0).label("lvl"),
+    ).where(state_snapshots.c.snapshot_nid.in_(bindparam("snapshots", expanding=True)))
+    chain = base.cte("chain", recursive=True)
+    parent = state_snapshots.alias("parent_snap")
+    chain = chain.union_all(
+        select(chain.c.origin, parent.c.snapshot_nid, parent.c.parent_snapshot_nid, chain.c.lvl + 1).where(
+            parent.c.snapshot_nid == chain.c.parent
+        )
+    )
+    entries = state_snapshot_entries
+    return (
+        select(chain.c.origin, chain.c.lvl, entries.c.state_key_nid, entries.c.event_nid)
+        .select_from(chain.join(entries, entries.c.snapshot_nid == chain.c.snap))
+        .where(entries.c.state_key_nid.in_(bindparam("keys", expanding=True)))
+    )
+
+
+_ENTRIES = _entries_statement()
+
+
 class TimelineStore:
     """Queries behind /messages, /context, /members?at= and /timestamp_to_event."""
 
@@ -136,22 +227,17 @@ class TimelineStore:
         match: EventMatch | None = None,
     ) -> list[PageRow]:
         """Events with `after` < position <= `upto`, nearest `upto` first when `backwards`."""
-        pos = tuple_(events.c.depth, events.c.stream_ordering)
-        stmt = select(events.c.event_nid, events.c.depth, events.c.stream_ordering).where(
-            events.c.room_nid == room_nid, _IN_TIMELINE
-        )
+        params: dict[str, int] = {"room_nid": room_nid, "limit": limit}
         if after is not None:
-            stmt = stmt.where(pos > tuple_(literal(after[0]), literal(after[1])))
+            params["after_depth"], params["after_stream"] = after
         if upto is not None:
-            stmt = stmt.where(pos <= tuple_(literal(upto[0]), literal(upto[1])))
+            params["upto_depth"], params["upto_stream"] = upto
         clause = match.clause() if match is not None else None
-        if clause is not None:
-            stmt = stmt.where(clause)
-        if backwards:
-            stmt = stmt.order_by(events.c.depth.desc(), events.c.stream_ordering.desc())
+        if clause is None:
+            stmt = _page_statement(after is not None, upto is not None, backwards)
         else:
-            stmt = stmt.order_by(events.c.depth, events.c.stream_ordering)
-        rows = await conn.execute(stmt.limit(limit))
+            stmt = _page_statement(after is not None, upto is not None, backwards, cached=False).where(clause)
+        rows = await conn.execute(stmt, params)
         return [PageRow(nid, (depth, stream)) for nid, depth, stream in rows]
 
     async def latest(self, conn: DbConnection, room_nid: int, upto: Pos | None = None) -> PageRow | None:
@@ -161,31 +247,13 @@ class TimelineStore:
 
     async def at_stream(self, conn: DbConnection, room_nid: int, stream: int) -> PageRow | None:
         """The room's timeline event with the highest stream position <= `stream`."""
-        row = (
-            await conn.execute(
-                select(events.c.event_nid, events.c.depth, events.c.stream_ordering)
-                .where(events.c.room_nid == room_nid, _IN_TIMELINE, events.c.stream_ordering <= stream)
-                .order_by(events.c.stream_ordering.desc())
-                .limit(1)
-            )
-        ).first()
+        row = (await conn.execute(_AT_STREAM, {"room_nid": room_nid, "stream": stream})).first()
         return PageRow(row[0], (row[1], row[2])) if row else None
 
     async def state_after_at(self, conn: DbConnection, room_nid: int, upto: Pos) -> int | None:
         """The snapshot after the last timeline event at or before `upto`."""
-        row = (
-            await conn.execute(
-                select(events.c.state_after_nid)
-                .where(
-                    events.c.room_nid == room_nid,
-                    _IN_TIMELINE,
-                    tuple_(events.c.depth, events.c.stream_ordering)
-                    <= tuple_(literal(upto[0]), literal(upto[1])),
-                )
-                .order_by(events.c.depth.desc(), events.c.stream_ordering.desc())
-                .limit(1)
-            )
-        ).first()
+        params = {"room_nid": room_nid, "depth": upto[0], "stream": upto[1]}
+        row = (await conn.execute(_STATE_AFTER_AT, params)).first()
         return row[0] if row else None
 
     async def by_timestamp(
@@ -223,25 +291,7 @@ class TimelineStore:
     async def _entries_chunk(
         self, conn: DbConnection, snaps: list[int], keys: list[int]
     ) -> dict[int, dict[int, int]]:
-        base = select(
-            state_snapshots.c.snapshot_nid.label("origin"),
-            state_snapshots.c.snapshot_nid.label("snap"),
-            state_snapshots.c.parent_snapshot_nid.label("parent"),
-            literal(0).label("lvl"),
-        ).where(state_snapshots.c.snapshot_nid.in_(snaps))
-        chain = base.cte("chain", recursive=True)
-        parent = state_snapshots.alias("parent_snap")
-        chain = chain.union_all(
-            select(
-                chain.c.origin, parent.c.snapshot_nid, parent.c.parent_snapshot_nid, chain.c.lvl + 1
-            ).where(parent.c.snapshot_nid == chain.c.parent)
-        )
-        entries = state_snapshot_entries
-        rows = await conn.execute(
-            select(chain.c.origin, chain.c.lvl, entries.c.state_key_nid, entries.c.event_nid)
-            .select_from(chain.join(entries, entries.c.snapshot_nid == chain.c.snap))
-            .where(entries.c.state_key_nid.in_(keys))
-        )
+        rows = await conn.execute(_ENTRIES, {"snapshots": snaps, "keys": keys})
         best: dict[tuple[int, int], tuple[int, int]] = {}
         for origin, lvl, key, event_nid in rows:
             seen = best.get((origin, key))
@@ -254,16 +304,7 @@ class TimelineStore:
 
     async def member_event_nids(self, conn: DbConnection, room_nid: int, user_id: str) -> list[int]:
         """Every timeline m.room.member event about `user_id` in the room, newest first."""
-        rows = await conn.execute(
-            select(events.c.event_nid)
-            .where(
-                events.c.room_nid == room_nid,
-                events.c.type == "m.room.member",
-                events.c.state_key == user_id,
-                _IN_TIMELINE,
-            )
-            .order_by(events.c.stream_ordering.desc())
-        )
+        rows = await conn.execute(_MEMBER_EVENTS, {"room_nid": room_nid, "user_id": user_id})
         return [r[0] for r in rows]
 
     async def txn_ids(
@@ -272,13 +313,9 @@ class TimelineStore:
         """{event_id: txn_id} for those of `event_ids` this device sent with a transaction id."""
         found: dict[str, str] = {}
         for i in range(0, len(event_ids), _CHUNK):
-            rows = await conn.execute(
-                select(event_txn_ids.c.event_id, event_txn_ids.c.txn_id).where(
-                    event_txn_ids.c.event_id.in_(event_ids[i : i + _CHUNK]),
-                    event_txn_ids.c.user_id == user_id,
-                    event_txn_ids.c.device_id == device_id,
-                )
-            )
+            chunk = list(event_ids[i : i + _CHUNK])
+            params = {"event_ids": chunk, "user_id": user_id, "device_id": device_id}
+            rows = await conn.execute(_TXN_IDS, params)
             found.update({eid: txn for eid, txn in rows})
         return found
 
@@ -295,13 +332,7 @@ class TimelineStore:
 
     async def membership(self, conn: DbConnection, room_nid: int, user_id: str) -> tuple[str, int] | None:
         """(membership, event_nid) of the user's current membership, on the caller's connection."""
-        row = (
-            await conn.execute(
-                select(room_members.c.membership, room_members.c.event_nid).where(
-                    room_members.c.room_nid == room_nid, room_members.c.user_id == user_id
-                )
-            )
-        ).first()
+        row = (await conn.execute(_MEMBERSHIP, {"room_nid": room_nid, "user_id": user_id})).first()
         return (row[0], row[1]) if row else None
 
     async def members(
