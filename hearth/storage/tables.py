@@ -380,3 +380,92 @@ room_publicity = Table(
     Column("public_join", Boolean, nullable=False),
     Column("world_readable", Boolean, nullable=False),
 )
+
+# --- push: rules, notification counts, pushers ----------------------------------
+
+# A user's own push rules. `priority` orders the rules of one kind (higher is
+# tried first); `conditions` (override/underride) and `actions` are JSON.
+push_rules = Table(
+    "push_rules",
+    metadata,
+    Column("user_id", Text, ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("rule_id", Text, primary_key=True),
+    Column("priority", Integer, nullable=False),
+    Column("conditions", Text, nullable=True),
+    Column("pattern", Text, nullable=True),
+    Column("actions", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+)
+
+# A user's changes to server-default rules (only `enabled` and `actions` may change).
+push_rule_defaults = Table(
+    "push_rule_defaults",
+    metadata,
+    Column("user_id", Text, ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True),
+    Column("rule_id", Text, primary_key=True),
+    Column("enabled", Boolean, nullable=True),
+    Column("actions", Text, nullable=True),
+)
+
+# One row per (local user, event) that notified the user: GET /notifications and
+# the source of recounts when a read receipt moves. `thread_id` is "main" or
+# the thread root's event ID.
+event_push_actions = Table(
+    "event_push_actions",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("event_nid", Integer, ForeignKey("events.event_nid", ondelete="CASCADE"), primary_key=True),
+    Column("room_nid", Integer, nullable=False),
+    Column("stream_ordering", BigInteger, nullable=False),
+    Column("thread_id", Text, nullable=False),
+    Column("actions", Text, nullable=False),
+    Column("highlight", Boolean, nullable=False),
+    Column("notified_ts", BigInteger, nullable=False),
+    Index("event_push_actions_user_room", "user_id", "room_nid", "stream_ordering"),
+    Index("event_push_actions_user_stream", "user_id", "stream_ordering"),
+)
+
+# Unread notification counts per (user, room, thread) since the user's read
+# position: what /sync serves, kept up to date so a sync reads a few rows.
+push_counts = Table(
+    "push_counts",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("room_nid", Integer, ForeignKey("rooms.room_nid", ondelete="CASCADE"), primary_key=True),
+    Column("thread_id", Text, primary_key=True),
+    Column("notification_count", Integer, nullable=False),
+    Column("highlight_count", Integer, nullable=False),
+)
+
+# How far a user has read a room, from m.read / m.read.private receipts and
+# their own events: thread_id "" for unthreaded receipts (the whole room),
+# else "main" or a thread root. Stream positions of the receipted events.
+push_read = Table(
+    "push_read",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("room_nid", Integer, ForeignKey("rooms.room_nid", ondelete="CASCADE"), primary_key=True),
+    Column("thread_id", Text, primary_key=True),
+    Column("stream_ordering", BigInteger, nullable=False),
+)
+
+# Pushers (POST /pushers/set). `data` is JSON; `pushkey_ts` is milliseconds.
+pushers = Table(
+    "pushers",
+    metadata,
+    Column("pusher_id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Text, ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("app_id", Text, nullable=False),
+    Column("pushkey", Text, nullable=False),
+    Column("pushkey_ts", BigInteger, nullable=False),
+    Column("lang", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("app_display_name", Text, nullable=False),
+    Column("device_display_name", Text, nullable=False),
+    Column("profile_tag", Text, nullable=True),
+    Column("device_id", Text, nullable=True),
+    UniqueConstraint("user_id", "app_id", "pushkey", name="pushers_user_app_pushkey"),
+    Index("pushers_app_pushkey", "app_id", "pushkey"),
+)
