@@ -146,6 +146,27 @@ def cpu_seconds(pid: int) -> float:
     return ticks / CLOCK_TICKS
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """Time the tree's threads spent runnable but waiting for a CPU (/proc/*/schedstat).
+
+    The share of the load window a server spent waiting shows how much other
+    work on the machine held it back: throughput measured while it waited is
+    the machine's limit, not the server's.
+    """
+    ns = 0
+    for p in process_tree(pid):
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                ns += int(Path(f"/proc/{p}/task/{t}/schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return ns / 1e9
+
+
 # --- servers -----------------------------------------------------------------------
 
 
@@ -355,6 +376,7 @@ class LoadResult:
     generator_cpu_fraction: float | None = None
     server_cpu_s: float = 0.0
     server_cpu_ms_per_request: float = 0.0
+    server_runqueue_wait_fraction: float = 0.0
 
 
 async def _aiohttp_load(base_url: str, tokens: list[str], seconds: float) -> LoadResult:
@@ -448,9 +470,11 @@ def run_load(kind: str, running: Running, tokens: list[str], seconds: float, war
         return asyncio.run(_aiohttp_load(base, tokens, duration))
 
     once(warmup)
-    cpu0 = cpu_seconds(running.proc.pid)
+    cpu0, wait0 = cpu_seconds(running.proc.pid), runqueue_wait_seconds(running.proc.pid)
     result = once(seconds)
     result.server_cpu_s = round(cpu_seconds(running.proc.pid) - cpu0, 3)
+    result.server_runqueue_wait_fraction = round(
+        (runqueue_wait_seconds(running.proc.pid) - wait0) / result.seconds, 3)
     result.server_cpu_ms_per_request = round(1000 * result.server_cpu_s / max(1, result.requests), 4)
     return result
 
@@ -520,7 +544,8 @@ def bench_pair(setups: list[ServerSetup], engine: str, args: argparse.Namespace,
                                 server.setup.cwd, load_cpus)
                 result.load_rounds.append(load)
                 print(f"[{engine}] {server.setup.name}: round {round_ + 1}/{args.rounds}: "
-                      f"{load.rps:.0f} whoami/s, {load.server_cpu_ms_per_request:.3f} ms CPU/request "
+                      f"{load.rps:.0f} whoami/s, {load.server_cpu_ms_per_request:.3f} ms CPU/request, "
+                      f"waited for a CPU {load.server_runqueue_wait_fraction:.0%} of the time "
                       f"({load.errors} errors)", file=sys.stderr)
         for server, result in zip(running, results, strict=True):
             result.rss_after_load_bytes = rss_bytes(server.proc.pid)
@@ -556,6 +581,8 @@ def markdown(hearth: ServerResult, synapse: ServerResult) -> str:
             ("whoami latency p99, ms", h.latency_ms["p99"], s.latency_ms["p99"], False, "{:.2f}"),
             ("server CPU per 1000 whoami, s", h.server_cpu_ms_per_request, s.server_cpu_ms_per_request,
              False, "{:.3f}"),
+            ("server waiting for a CPU during load, % of the time", 100 * h.server_runqueue_wait_fraction,
+             100 * s.server_runqueue_wait_fraction, False, "{:.0f}"),
             ("RSS after load, MiB", hearth.rss_after_load_bytes / 2**20, synapse.rss_after_load_bytes / 2**20,
              False, "{:.1f}"),
             ("errors during load", h.errors, s.errors, False, "{:.0f}"),
@@ -563,7 +590,7 @@ def markdown(hearth: ServerResult, synapse: ServerResult) -> str:
     out = [f"### {hearth.engine}", "", "| metric | Hearth | Synapse | Hearth advantage |",
            "|---|---:|---:|---:|"]
     for label, hv, sv, higher_better, fmt in rows:
-        if label.startswith("errors"):
+        if label.startswith(("errors", "server waiting")):
             ratio = "—"
         elif hv and sv:
             ratio = f"{(hv / sv if higher_better else sv / hv):.2f}x"
@@ -574,6 +601,12 @@ def markdown(hearth: ServerResult, synapse: ServerResult) -> str:
         out += ["", f"Load: {hearth.load.generator}; best of {len(hearth.load_rounds)} rounds of "
                 f"{hearth.load.seconds:.0f} s, each after a warm-up; CPU per request and latency are "
                 "from that round."]
+        starved = [r.name for r in (hearth, synapse)
+                   if r.load and r.load.server_runqueue_wait_fraction > 0.1]
+        if starved:
+            out.append(f"Other work on the machine kept {' and '.join(starved)} waiting for a CPU for more "
+                       "than 10% of the load window: requests/s and latency there show the machine's "
+                       "limit; CPU per request is the comparable figure.")
         gens = [(r.name, r.load.generator_cpu_fraction) for r in (hearth, synapse)
                 if r.load and r.load.generator_cpu_fraction is not None]
         if gens:
