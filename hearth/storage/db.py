@@ -48,7 +48,7 @@ class DbConnection(Protocol):
     @property
     def dialect(self) -> Dialect: ...
 
-    async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]: ...
+    async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[*tuple[Any, ...]]: ...
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T: ...
 
@@ -65,7 +65,7 @@ class _InlineConnection:
     def dialect(self) -> Dialect:
         return self._conn.dialect
 
-    async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[Any]:
+    async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[*tuple[Any, ...]]:
         if parameters is None:
             return self._conn.execute(statement)
         return self._conn.execute(statement, parameters)

@@ -89,7 +89,7 @@ class EventsStore:
     def __init__(self) -> None:
         self._parsed: OrderedDict[int, Event] = OrderedDict()
 
-    def _row_to_stored(self, row: Row[Any]) -> StoredEvent:
+    def _row_to_stored(self, row: Row[*tuple[Any, ...]]) -> StoredEvent:
         (nid, event_id, room_nid, stream, before, after, rejected, redacted_by, outlier, text, version) = row
         event = self._parsed.get(nid)
         if event is None:
