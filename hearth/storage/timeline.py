@@ -122,20 +122,21 @@ _IN_TIMELINE = and_(events.c.stream_ordering.is_not(None), events.c.rejected_rea
 
 
 _position = tuple_(events.c.depth, events.c.stream_ordering)
-_PAGE_STATEMENTS: dict[tuple[bool, bool, bool], Select[Any]] = {}
+_AnySelect = Select[*tuple[Any, ...]]
+_PAGE_STATEMENTS: dict[tuple[bool, bool, bool], _AnySelect] = {}
 
 
-def _page_statement(has_after: bool, has_upto: bool, backwards: bool, *, cached: bool = True) -> Select[Any]:
+def _page_statement(has_after: bool, has_upto: bool, backwards: bool, *, cached: bool = True) -> _AnySelect:
     """The keyset page query, built once per shape with bound parameters.
 
     Reusing one statement object lets SQLAlchemy skip rebuilding and
     re-keying it on every page; that was most of a page's cost on SQLite.
     """
     key = (has_after, has_upto, backwards)
-    stmt = _PAGE_STATEMENTS.get(key) if cached else None
-    if stmt is not None:
-        return stmt
-    stmt = select(events.c.event_nid, events.c.depth, events.c.stream_ordering).where(
+    hit = _PAGE_STATEMENTS.get(key) if cached else None
+    if hit is not None:
+        return hit
+    stmt: _AnySelect = select(events.c.event_nid, events.c.depth, events.c.stream_ordering).where(
         events.c.room_nid == bindparam("room_nid"), _IN_TIMELINE
     )
     if has_after:
@@ -186,7 +187,7 @@ _MEMBERSHIP = select(room_members.c.membership, room_members.c.event_nid).where(
 )
 
 
-def _entries_statement() -> Select[Any]:
+def _entries_statement() -> _AnySelect:
     """Given keys of given snapshots: walk each delta chain, keep the entries for those keys."""
     base = select(
         state_snapshots.c.snapshot_nid.label("origin"),
