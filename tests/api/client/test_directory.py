@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
+from hearth.storage.aliases import AliasesStore
 from tests.helpers.homeserver import SERVER_NAME, MatrixTestClient
 
 V3 = "/_matrix/client/v3"
@@ -36,9 +37,14 @@ async def state_content(
 ) -> dict[str, Any] | None:
     room = await client.hs.room_store.get(room_id)
     assert room is not None
-    events = await client.hs.room_summaries._reader.room_events(room.room_nid, [(event_type, state_key)])
-    event = events.get((event_type, state_key))
-    return dict(event.content) if event is not None else None
+    state = client.hs.state_store
+    async with client.hs.db.read() as conn:
+        key = (await state.key_nids(conn, [(event_type, state_key)], create=False)).get(
+            (event_type, state_key)
+        )
+        nids = await state.current_event_nids(conn, room.room_nid, [key]) if key is not None else {}
+        events = await client.hs.event_store.by_nids(conn, nids.values())
+    return next((dict(e.event.content) for e in events.values()), None)
 
 
 # --- create and resolve ------------------------------------------------------------
@@ -290,7 +296,7 @@ async def test_create_room_with_alias(client: MatrixTestClient) -> None:
     room_id = resp["room_id"]
     assert (await client.request("GET", alias_path(alias)))["room_id"] == room_id
     assert await state_content(client, room_id, "m.room.canonical_alias") == {"alias": alias}
-    entry = await client.hs.aliases._aliases.get(alias)
+    entry = await AliasesStore(client.hs.db).get(alias)
     assert entry is not None and entry.creator == alice_id
 
 
