@@ -8,6 +8,7 @@ admins already know them (`server_name`, `enable_registration`,
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 from pathlib import Path
@@ -81,6 +82,33 @@ class LoggingConfig(_Model):
     format: Literal["plain", "json"] = "plain"
 
 
+class PushConfig(_Model):
+    """Push notification delivery to push gateways."""
+
+    # Send message content to gateways (pushers with format event_id_only never get it).
+    include_content: bool = True
+    # Gateways at these addresses are refused, as IP literals and as what their
+    # host names resolve to: a client-chosen URL must not reach our own network.
+    # An empty list allows every address.
+    gateway_ip_blocklist: list[str] = Field(default_factory=lambda: [
+        "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+        "169.254.0.0/16", "0.0.0.0/8", "::1/128", "fc00::/7", "fe80::/10", "::/128",
+    ])
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    # A failed push is retried after retry_initial_ms, doubling up to retry_max_ms,
+    # at most retry_attempts times in all; then it is dropped.
+    retry_initial_ms: int = Field(default=1000, ge=1)
+    retry_max_ms: int = Field(default=5 * 60 * 1000, ge=1)
+    retry_attempts: int = Field(default=10, ge=1, le=100)
+
+    @field_validator("gateway_ip_blocklist")
+    @classmethod
+    def _networks(cls, ranges: list[str]) -> list[str]:
+        for r in ranges:
+            ipaddress.ip_network(r, strict=False)
+        return ranges
+
+
 class HearthConfig(_Model):
     server_name: str
     # Where clients reach us; advertised in /.well-known/matrix/client.
@@ -109,6 +137,7 @@ class HearthConfig(_Model):
     logging: LoggingConfig = LoggingConfig()
 
     @property
+    push: PushConfig = PushConfig()
     def client_base_url(self) -> str:
         if self.public_baseurl:
             return self.public_baseurl.rstrip("/") + "/"
