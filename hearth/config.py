@@ -135,9 +135,9 @@ class HearthConfig(_Model):
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_upload_size_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     logging: LoggingConfig = LoggingConfig()
+    push: PushConfig = PushConfig()
 
     @property
-    push: PushConfig = PushConfig()
     def client_base_url(self) -> str:
         if self.public_baseurl:
             return self.public_baseurl.rstrip("/") + "/"
