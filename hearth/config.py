@@ -134,6 +134,8 @@ class HearthConfig(_Model):
     uia_session_timeout_ms: int = Field(default=15 * 60 * 1000, ge=1000)
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_upload_size_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # The user directory also lists local users who share no room with the searcher.
+    user_directory_search_all_users: bool = False
     logging: LoggingConfig = LoggingConfig()
     push: PushConfig = PushConfig()
 

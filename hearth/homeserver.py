@@ -27,6 +27,7 @@ from hearth.rooms.reading import RoomReader
 from hearth.rooms.redact import Redactor
 from hearth.rooms.relations import RelationsService
 from hearth.rooms.report import ReportService
+from hearth.rooms.search import SearchService
 from hearth.rooms.send import RoomSender
 from hearth.rooms.serialize import EventSerializer
 from hearth.rooms.summary import RoomSummaries, SpaceHierarchy, StateReader
@@ -45,16 +46,19 @@ from hearth.storage.registration_tokens import RegistrationTokensStore
 from hearth.storage.relations import RelationsStore
 from hearth.storage.reports import ReportsStore
 from hearth.storage.rooms import RoomsStore
+from hearth.storage.search import SearchStore
 from hearth.storage.state import StateStore
 from hearth.storage.sync import SyncStore
 from hearth.storage.timeline import TimelineStore
 from hearth.storage.uia import UIASessionsStore
+from hearth.storage.user_directory import UserDirectoryStore
 from hearth.storage.users import UsersStore
 from hearth.sync.service import SyncService
 from hearth.users.account_data import AccountDataService
 from hearth.users.accounts import AccountService
 from hearth.users.deactivation import DeactivationService
 from hearth.users.devices import DeviceService
+from hearth.users.directory import UserDirectory
 from hearth.users.filters import FilterService
 from hearth.users.login import LoginService
 from hearth.users.password_change import PasswordChangeService
@@ -62,6 +66,7 @@ from hearth.users.passwords import PasswordHasher
 from hearth.users.profile import ProfileService
 from hearth.users.registration import RegistrationService, SharedSecretRegistration
 from hearth.users.sessions import SessionService
+from hearth.users.tags import TagsService
 from hearth.users.uia import UIAService
 
 
@@ -105,6 +110,9 @@ class Homeserver:
     event_serializer: EventSerializer
     room_reader: RoomReader
     relations: RelationsService
+    search: SearchService
+    user_directory: UserDirectory
+    tags: TagsService
     sync: SyncService
     redactor: Redactor
     reports: ReportService
@@ -171,6 +179,7 @@ class Homeserver:
                                      timeline=timeline, visibility=visibility, serializer=serializer,
                                      account_data=account_data, clock=clock)
         serializer.add_unsigned_hook(relations.unsigned)
+        account_data_service = AccountDataService(store=account_data, notifier=notifier)
         room_reader = RoomReader(db=db, rooms=room_store, events=event_store, state=state_store,
                                  timeline=timeline, visibility=visibility, serializer=serializer,
                                  account_data=account_data)
@@ -201,7 +210,7 @@ class Homeserver:
             ),
             device_manager=DeviceService(devices=devices, sessions=sessions, clock=clock),
             profiles=ProfileService(server_name=config.server_name, users=users),
-            account_data=AccountDataService(store=account_data, notifier=notifier),
+            account_data=account_data_service,
             filters=FilterService(store=filters),
             password_changes=PasswordChangeService(users=users, passwords=passwords, sessions=sessions),
             deactivation=DeactivationService(db=db, users=users, account_data=account_data,
@@ -224,6 +233,12 @@ class Homeserver:
             event_serializer=serializer,
             room_reader=room_reader,
             relations=relations,
+            search=SearchService(db=db, store=SearchStore(), events=event_store, state=state_store,
+                                 timeline=timeline, visibility=visibility, serializer=serializer,
+                                 account_data=account_data, clock=clock),
+            user_directory=UserDirectory(db=db, store=UserDirectoryStore(),
+                                         search_all_users=config.user_directory_search_all_users),
+            tags=TagsService(account_data=account_data_service, store=account_data),
             redactor=Redactor(db=db, rooms=room_store, events=event_store, state=state_store, users=users,
                               persister=persister, sender=room_sender, server_name=config.server_name),
             reports=ReportService(db=db, rooms=room_store, users=users, reader=room_reader,

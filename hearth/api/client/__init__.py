@@ -24,9 +24,12 @@ from hearth.api.client import (
     room_state,
     room_summary,
     room_upgrades,
+    search,
     space_hierarchy,
     sync,
+    tags,
     thirdparty,
+    user_directory,
     versions,
 )
 
@@ -34,7 +37,7 @@ _MODULES = (
     versions, capabilities, register, login, account, devices, profile, account_data, filters, thirdparty,
     room_create, room_send, membership,
     room_state, messages, redaction, report,
-    relations,
+    relations, search, user_directory, tags,
     sync,
     directory, room_upgrades, room_summary, space_hierarchy,
 )
