@@ -24,7 +24,7 @@ timeout.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from hearth.clock import Clock
@@ -58,6 +58,9 @@ STRIPPED_STATE_KEYS: tuple[StateKey, ...] = (
     ("m.room.topic", ""),
 )
 _NAMING_KEYS: tuple[StateKey, ...] = (("m.room.name", ""), ("m.room.canonical_alias", ""))
+# Sees every response before it is returned and may add to it (e.g. unread
+# notification counts for the joined rooms in it, in one query for all).
+ResponseHook = Callable[[SyncContext, dict[str, Any]], Awaitable[None]]
 
 
 def _match(flt: RoomEventFilter | None) -> EventMatch | None:
@@ -124,9 +127,13 @@ class SyncService:
         self._notifier = notifier
         self._clock = clock
         self._streams = list(streams)
+        self._response_hooks: list[ResponseHook] = []
 
     def add_stream(self, stream: SyncStream) -> None:
         self._streams.append(stream)
+
+    def add_response_hook(self, hook: ResponseHook) -> None:
+        self._response_hooks.append(hook)
 
     async def current_token(self) -> SyncToken:
         others = {s.token_key: await s.current_position() for s in self._streams}
@@ -225,6 +232,8 @@ class SyncService:
             **ctx.top_level,
         }
         news = bool(rooms) or bool(global_account_data) or ctx.news
+        for hook in self._response_hooks:
+            await hook(ctx, response)
         return response, news, joined
 
     async def _account_data_since(
