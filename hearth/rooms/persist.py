@@ -136,8 +136,11 @@ class EventPersister:
         The caller holds `locked(room.room_id)`.
         """
         try:
-            async with self._db.write() as conn:
-                with self._positions.next() as stream:
+            # The position finishes after the commit, not before: a reader that
+            # sees it in `current` must find the event (on PostgreSQL the commit
+            # is an await, during which a sync or the push worker may read).
+            with self._positions.next() as stream:
+                async with self._db.write() as conn:
                     stored, new_head = await self._persist_in(conn, room, event, stream, txn)
         except BaseException:
             # Ids, snapshots and heads made inside the failed transaction no longer exist.
