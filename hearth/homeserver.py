@@ -25,7 +25,7 @@ from hearth.rooms.membership import MembershipService
 from hearth.rooms.persist import EventPersister
 from hearth.rooms.reading import RoomReader
 from hearth.rooms.redact import Redactor
-from hearth.rooms.relations import RelationsService
+from hearth.rooms.relations import RelationRules, RelationsService
 from hearth.rooms.report import ReportService
 from hearth.rooms.search import SearchService
 from hearth.rooms.send import RoomSender
@@ -158,10 +158,12 @@ class Homeserver:
         event_builder = EventBuilder(db=db, events=event_store, persister=persister,
                                      server_name=config.server_name, signing_key=signing_key, clock=clock)
         alias_store, directory_store = AliasesStore(db), DirectoryStore()
+        relations_store = RelationsStore()
         room_sender = RoomSender(
             rooms=room_store, builder=event_builder, persister=persister,
             state_checks={"m.room.canonical_alias": CanonicalAliasCheck(aliases=alias_store,
                                                                        server_name=config.server_name)},
+            relation_check=RelationRules(db=db, rooms=room_store, relations=relations_store),
         )
         state_reader = StateReader(db=db, state=state_store, events=event_store, directory=directory_store)
         room_summaries = RoomSummaries(db=db, reader=state_reader, directory=directory_store,
@@ -175,7 +177,7 @@ class Homeserver:
         timeline = TimelineStore()
         visibility = HistoryVisibility(events=event_store, state=state_store, timeline=timeline)
         serializer = EventSerializer(events=event_store, state=state_store, timeline=timeline, clock=clock)
-        relations = RelationsService(db=db, rooms=room_store, events=event_store, relations=RelationsStore(),
+        relations = RelationsService(db=db, rooms=room_store, events=event_store, relations=relations_store,
                                      timeline=timeline, visibility=visibility, serializer=serializer,
                                      account_data=account_data, clock=clock)
         serializer.add_unsigned_hook(relations.unsigned)

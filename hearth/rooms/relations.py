@@ -7,6 +7,7 @@
   the same position tokens as /messages (`hearth.rooms.reading`); with
   `recurse`, children of children too, down to `RECURSION_DEPTH` levels;
 - GET /threads: the room's thread roots by latest activity;
+- `RelationRules`: the checks on sending a thread event or an annotation;
 - `unsigned["m.relations"]` on every event the shared serializer serves
   (`unsigned`, registered with `EventSerializer.add_unsigned_hook`).
 
@@ -36,7 +37,7 @@ from typing import Any
 
 from hearth.clock import Clock
 from hearth.core.redaction import redact
-from hearth.errors import forbidden, invalid_param, not_found
+from hearth.errors import MatrixError, forbidden, invalid_param, not_found
 from hearth.rooms.formatting import client_event
 from hearth.rooms.reading import Token, before, topo_token
 from hearth.rooms.serialize import EventSerializer
@@ -44,7 +45,15 @@ from hearth.rooms.visibility import HistoryVisibility, Viewer
 from hearth.storage.account_data import AccountDataStore
 from hearth.storage.db import Database, DbConnection
 from hearth.storage.events import EventsStore, StoredEvent, relation_of
-from hearth.storage.relations import REFERENCE, REPLACE, THREAD, Child, RelationsStore, Summary
+from hearth.storage.relations import (
+    ANNOTATION,
+    REFERENCE,
+    REPLACE,
+    THREAD,
+    Child,
+    RelationsStore,
+    Summary,
+)
 from hearth.storage.rooms import RoomInfo, RoomsStore
 from hearth.storage.timeline import Pos, TimelineStore
 from hearth.users.sessions import Requester
@@ -67,6 +76,50 @@ def _earliest(a: Pos | None, b: Pos | None) -> Pos | None:
     if a is None or b is None:
         return a if b is None else b
     return min(a, b)
+
+
+class RelationRules:
+    """Checks on client-sent events that relate to another (threading and annotation rules).
+
+    - a thread may not start from an event that is itself a child of a
+      relationship: 400 M_UNKNOWN (the spec names no better code);
+    - a user may not annotate an event twice with the same key and event type
+      (unless the first was redacted): 400 M_DUPLICATE_ANNOTATION.
+
+    Both are checked before the room's lock is taken, so two concurrent
+    identical annotations can still both land; the spec asks clients to
+    deduplicate anyway. Only senders joined to the room are checked: anyone
+    else is refused by the auth rules, and learns nothing about the room here.
+    """
+
+    def __init__(self, *, db: Database, rooms: RoomsStore, relations: RelationsStore) -> None:
+        self._db = db
+        self._rooms = rooms
+        self._relations = relations
+
+    async def __call__(self, room_id: str, sender: str, event_type: str, content: Mapping[str, Any]) -> None:
+        rel = content.get("m.relates_to")
+        if not isinstance(rel, dict):
+            return
+        target, rel_type = rel.get("event_id"), rel.get("rel_type")
+        if not isinstance(target, str) or rel_type not in (THREAD, ANNOTATION):
+            return
+        room = await self._rooms.get(room_id)
+        if room is None:
+            return
+        membership = await self._rooms.membership(room.room_nid, sender)
+        if membership is None or membership[0] != "join":
+            return
+        if rel_type == THREAD:
+            async with self._db.read() as conn:
+                nested = await self._relations.has_relation(conn, target, room.room_nid)
+            if nested:
+                raise MatrixError(400, "M_UNKNOWN", "Cannot start a thread from an event with a relation")
+        elif rel_type == ANNOTATION and isinstance(rel.get("key"), str):
+            async with self._db.read() as conn:
+                duplicate = await self._relations.has_annotation(conn, target, sender, event_type, rel["key"])
+            if duplicate:
+                raise MatrixError(400, "M_DUPLICATE_ANNOTATION", "You already sent this annotation")
 
 
 class RelationsService:

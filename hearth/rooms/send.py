@@ -20,6 +20,8 @@ from hearth.storage.rooms import RoomInfo, RoomsStore
 
 # A check on the content of a client-sent state event of one type: (room_id, content) -> None or raise.
 StateContentCheck = Callable[[str, Mapping[str, Any]], Awaitable[None]]
+# A check on a client-sent event with `m.relates_to`: (room_id, sender, type, content) -> None or raise.
+RelationCheck = Callable[[str, str, str, Mapping[str, Any]], Awaitable[None]]
 
 
 class RoomSender:
@@ -30,12 +32,14 @@ class RoomSender:
         builder: EventBuilder,
         persister: EventPersister,
         state_checks: Mapping[str, StateContentCheck] | None = None,
+        relation_check: RelationCheck | None = None,
     ) -> None:
         self._rooms = rooms
         self._builder = builder
         self._persister = persister
         # Run by `send` (clients), not `send_locked` (the server's own composed events).
         self._state_checks = dict(state_checks or {})
+        self._relation_check = relation_check
 
     async def room(self, room_id: str) -> RoomInfo:
         """The room, or M_FORBIDDEN: senders learn nothing about rooms they are not in."""
@@ -64,6 +68,8 @@ class RoomSender:
         check = self._state_checks.get(event_type) if state_key is not None else None
         if check is not None:
             await check(room_id, content)
+        if self._relation_check is not None and state_key is None and "m.relates_to" in content:
+            await self._relation_check(room_id, sender, event_type, content)
         async with self._persister.locked(room_id):
             if txn is not None:
                 earlier = await self._rooms.event_for_txn(txn.user_id, txn.device_id, txn.txn_id)

@@ -27,6 +27,7 @@ from hearth.storage.timeline import PageRow, Pos
 THREAD = "m.thread"
 REPLACE = "m.replace"
 REFERENCE = "m.reference"
+ANNOTATION = "m.annotation"
 AGGREGATED = (THREAD, REPLACE, REFERENCE)
 
 _CHUNK = 500
@@ -263,12 +264,33 @@ class RelationsStore:
             out.extend(Child(*row) for row in rows)
         return out
 
-    async def has_relation(self, conn: DbConnection, event_id: str) -> bool:
-        """Whether `event_id` is itself a child event (has a valid m.relates_to)."""
+    async def has_relation(self, conn: DbConnection, event_id: str, room_nid: int) -> bool:
+        """Whether `event_id`, in the room, is itself a child event (has a valid m.relates_to)."""
         row = await conn.execute(
             select(
                 exists().where(
-                    event_relations.c.event_nid == events.c.event_nid, events.c.event_id == event_id
+                    event_relations.c.event_nid == events.c.event_nid,
+                    events.c.event_id == event_id,
+                    events.c.room_nid == room_nid,
+                )
+            )
+        )
+        return bool(row.scalar())
+
+    async def has_annotation(
+        self, conn: DbConnection, target_id: str, sender: str, event_type: str, key: str
+    ) -> bool:
+        """Whether `sender` already annotated `target_id` with `key` in an event of `event_type`."""
+        row = await conn.execute(
+            select(
+                exists().where(
+                    event_relations.c.relates_to_id == target_id,
+                    event_relations.c.rel_type == ANNOTATION,
+                    event_relations.c.aggregation_key == key,
+                    events.c.event_nid == event_relations.c.event_nid,
+                    events.c.sender == sender,
+                    events.c.type == event_type,
+                    _VALID_CHILD,
                 )
             )
         )

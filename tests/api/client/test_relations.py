@@ -287,3 +287,45 @@ async def test_state_events_get_no_bundles(client: MatrixTestClient) -> None:
     topic = await client.send_state(alice, room_id, "m.room.topic", {"topic": "t"})
     await client.send_message(alice, room_id, content=rel("m.reference", topic))
     assert "m.relations" not in (await get_event(client, alice, room_id, topic))["unsigned"]
+
+
+# --- rules on sending related events -----------------------------------------------
+
+
+async def test_threads_cannot_start_from_a_child_event(client: MatrixTestClient) -> None:
+    alice, room_id, root = await room(client)
+    in_thread = await client.send_message(alice, room_id, content=rel("m.thread", root))
+    path = f"{V3}/rooms/{room_id}/send/m.room.message/nested"
+    err = await client.request("PUT", path, token=alice, json=rel("m.thread", in_thread), expect=400)
+    assert err["errcode"] == "M_UNKNOWN"
+    # Rich replies (no rel_type) may start threads; so may a reply's target.
+    reply = await client.send_message(alice, room_id, content={
+        "msgtype": "m.text", "body": "reply", "m.relates_to": {"m.in_reply_to": {"event_id": root}}})
+    await client.send_message(alice, room_id, content=rel("m.thread", reply))
+
+
+async def test_duplicate_annotations_are_refused(client: MatrixTestClient) -> None:
+    alice, room_id, root = await room(client)
+    _, bob = await client.user("bob")
+    await join(client, bob, room_id)
+    reaction = {"m.relates_to": {"rel_type": "m.annotation", "event_id": root, "key": "👍"}}
+    first = await client.send_message(alice, room_id, event_type="m.reaction", content=reaction)
+    path = f"{V3}/rooms/{room_id}/send/m.reaction/again"
+    err = await client.request("PUT", path, token=alice, json=reaction, expect=400)
+    assert err["errcode"] == "M_DUPLICATE_ANNOTATION"
+    # Another user, another key or another type is fine; so is the same once the first is redacted.
+    await client.send_message(bob, room_id, event_type="m.reaction", content=reaction)
+    other_key = {"m.relates_to": {"rel_type": "m.annotation", "event_id": root, "key": "👎"}}
+    await client.send_message(alice, room_id, event_type="m.reaction", content=other_key)
+    await client.send_message(alice, room_id, event_type="org.example.reaction", content=reaction)
+    await redact(client, alice, room_id, first)
+    await client.send_message(alice, room_id, event_type="m.reaction", content=reaction)
+
+
+async def test_outsiders_learn_nothing_from_the_relation_rules(client: MatrixTestClient) -> None:
+    alice, room_id, root = await room(client)
+    in_thread = await client.send_message(alice, room_id, content=rel("m.thread", root))
+    _, eve = await client.user("eve")
+    path = f"{V3}/rooms/{room_id}/send/m.room.message/probe"
+    err = await client.request("PUT", path, token=eve, json=rel("m.thread", in_thread), expect=403)
+    assert err["errcode"] == "M_FORBIDDEN"
