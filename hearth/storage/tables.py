@@ -469,3 +469,41 @@ pushers = Table(
     UniqueConstraint("user_id", "app_id", "pushkey", name="pushers_user_app_pushkey"),
     Index("pushers_app_pushkey", "app_id", "pushkey"),
 )
+
+# --- receipts and presence ------------------------------------------------------
+
+# The latest receipt of each (room, user, type, thread): thread_id "" is an
+# unthreaded receipt, else "main" or a thread root's event ID. `stream_id` is
+# the position on the "receipts" stream of the last change, so sync reads
+# "what changed since" with one range scan; `event_stream` is the receipted
+# event's stream ordering, so a receipt never moves backwards.
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("room_nid", Integer, ForeignKey("rooms.room_nid", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Text, primary_key=True),
+    Column("receipt_type", Text, primary_key=True),
+    Column("thread_id", Text, primary_key=True),
+    Column("event_id", Text, nullable=False),
+    Column("event_stream", BigInteger, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("stream_id", BigInteger, nullable=False),
+    Index("receipts_stream", "stream_id"),
+)
+
+# Each user's presence as last published on the "presence" stream (`stream_id`),
+# with the activity times it was computed from. No foreign key to users:
+# presence of remote users will live here too.
+presence = Table(
+    "presence",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("status_msg", Text, nullable=True),
+    Column("last_active_ts", BigInteger, nullable=False),
+    Column("last_seen_ts", BigInteger, nullable=False),
+    Column("currently_active", Boolean, nullable=False),
+    Column("stream_id", BigInteger, nullable=False),
+    Index("presence_stream", "stream_id"),
+    Index("presence_state", "state"),
+)
