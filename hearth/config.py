@@ -109,6 +109,16 @@ class PushConfig(_Model):
         return ranges
 
 
+class PresenceConfig(_Model):
+    """Presence (online/unavailable/offline). Off: updates are accepted and ignored, sync carries none."""
+
+    enabled: bool = True
+    # Online users with no activity for this long are shown as unavailable (idle).
+    idle_after_ms: int = Field(default=5 * 60 * 1000, ge=1000)
+    # Users with no sync in flight and none for this long are shown as offline.
+    offline_after_ms: int = Field(default=60 * 1000, ge=1000)
+
+
 class HearthConfig(_Model):
     server_name: str
     # Where clients reach us; advertised in /.well-known/matrix/client.
@@ -137,6 +147,7 @@ class HearthConfig(_Model):
     # The user directory also lists local users who share no room with the searcher.
     user_directory_search_all_users: bool = False
     logging: LoggingConfig = LoggingConfig()
+    presence: PresenceConfig = PresenceConfig()
     push: PushConfig = PushConfig()
 
     @property
