@@ -7,7 +7,7 @@ Each API prefix is a nested app (`/_matrix/client`, `/_matrix/federation`,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
 
@@ -29,6 +29,14 @@ def build_app(hs: Homeserver, resources: Iterable[str] = ALL_RESOURCES) -> web.A
         client_max_size=hs.config.max_request_body_bytes,
     )
     app[HS] = hs
+
+    async def push_delivery(_app: web.Application) -> AsyncIterator[None]:
+        # Push processing and pusher delivery run while any listener's app runs.
+        await hs.push.start()
+        yield
+        await hs.push.stop()
+
+    app.cleanup_ctx.append(push_delivery)
     if "client" in wanted:
         app.add_subapp("/_matrix/client", build_client_app())
         app.router.add_routes(wellknown.routes)

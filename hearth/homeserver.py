@@ -16,6 +16,9 @@ from hearth.clock import Clock, IdGenerator, SystemClock
 from hearth.config import HearthConfig
 from hearth.metrics import Metrics
 from hearth.notifier import Notifier
+from hearth.push.pusher import PusherService
+from hearth.push.rules_service import PushRulesService
+from hearth.push.service import PushService
 from hearth.ratelimit import Ratelimiters
 from hearth.rooms.aliases import AliasService, CanonicalAliasCheck
 from hearth.rooms.builder import EventBuilder
@@ -42,6 +45,7 @@ from hearth.storage.directory import DirectoryStore
 from hearth.storage.events import EventsStore
 from hearth.storage.filters import FiltersStore
 from hearth.storage.positions import PositionTracker
+from hearth.storage.push import PushStore
 from hearth.storage.registration_tokens import RegistrationTokensStore
 from hearth.storage.relations import RelationsStore
 from hearth.storage.reports import ReportsStore
@@ -121,6 +125,9 @@ class Homeserver:
     room_summaries: RoomSummaries
     space_hierarchy: SpaceHierarchy
     room_upgrader: RoomUpgrader
+    push_rules: PushRulesService
+    pushers: PusherService
+    push: PushService
 
     @classmethod
     async def start(cls, config: HearthConfig, *, clock: Clock | None = None) -> Homeserver:
@@ -185,6 +192,16 @@ class Homeserver:
         room_reader = RoomReader(db=db, rooms=room_store, events=event_store, state=state_store,
                                  timeline=timeline, visibility=visibility, serializer=serializer,
                                  account_data=account_data)
+        sync = SyncService(db=db, store=SyncStore(), events=event_store, state=state_store,
+                           account_data=account_data, visibility=visibility, serializer=serializer,
+                           positions=event_positions, notifier=notifier, clock=clock)
+        push_store = PushStore()
+        push_rules = PushRulesService(db=db, store=push_store, account_data=account_data, notifier=notifier)
+        pushers = PusherService(db=db, store=push_store, config=config.push, clock=clock)
+        push = PushService(db=db, store=push_store, events=event_store, rooms=room_store, state=state_store,
+                           rules=push_rules, pushers=pushers, positions=event_positions, notifier=notifier,
+                           clock=clock, server_name=config.server_name)
+        sync.add_response_hook(push.sync_hook)
         return cls(
             config=config,
             db=db,
@@ -255,9 +272,10 @@ class Homeserver:
             room_upgrader=RoomUpgrader(db=db, rooms=room_store, directory=directory_store,
                                        reader=state_reader, aliases=alias_store, creator=room_creator,
                                        sender=room_sender, server_name=config.server_name),
-            sync=SyncService(db=db, store=SyncStore(), events=event_store, state=state_store,
-                             account_data=account_data, visibility=visibility, serializer=serializer,
-                             positions=event_positions, notifier=notifier, clock=clock),
+            sync=sync,
+            push_rules=push_rules,
+            pushers=pushers,
+            push=push,
         )
 
     async def close(self) -> None:

@@ -14,7 +14,10 @@ from hearth.api.client import (
     login,
     membership,
     messages,
+    notifications,
     profile,
+    pushers,
+    pushrules,
     redaction,
     register,
     relations,
@@ -39,6 +42,7 @@ _MODULES = (
     room_state, messages, redaction, report,
     relations, search, user_directory, tags,
     sync,
+    pushrules, pushers, notifications,
     directory, room_upgrades, room_summary, space_hierarchy,
 )
 

@@ -1,0 +1,222 @@
+"""Push rule evaluation: which actions a ruleset gives an event, with no I/O.
+
+Everything an evaluation needs about the room (member count, power levels,
+display names) comes in a `RoomFacts` the caller loads once per room; the
+event is its JSON (a PDU has every field rules look at: `type`, `sender`,
+`room_id`, `state_key`, `content`). Regular expressions for globs and parsed
+key paths are cached, so evaluating the same default rules for thousands of
+users costs dictionary lookups, not compilation.
+
+Conditions (push module, "Conditions"): `event_match` (case-insensitive glob
+over the whole string value; over `content.body` any word-bounded substring),
+`event_property_is`, `event_property_contains` (exact, type-strict, scalar
+values only), `contains_display_name`, `room_member_count` and
+`sender_notification_permission`. An unknown or malformed condition never
+matches, which disables its rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from hearth.core.power_levels import NOTIFICATION_DEFAULT, USERS_DEFAULT, PowerLevels
+from hearth.push.rules import Condition, PushRule, strip_historical
+
+_MAX_SAFE_INT = 2**53 - 1
+_WORD_CHAR = "A-Za-z0-9_"
+_MEMBER_COUNT = re.compile(r"(==|<=|>=|<|>)?([0-9]{1,15})")
+
+
+@dataclass(frozen=True, slots=True)
+class RoomFacts:
+    """What conditions need to know about the room at the event."""
+
+    member_count: int = 0
+    power_levels: PowerLevels | None = None
+    # User ID -> display name in this room (only needed for contains_display_name).
+    display_names: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The actions of the rule that matched, and what they mean for counts and pushes."""
+
+    rule_id: str
+    actions: tuple[Any, ...]
+    notify: bool
+    highlight: bool
+    tweaks: dict[str, Any]
+
+
+def parse_key(key: str) -> tuple[str, ...]:
+    """A dot-separated property path, with `\\.` and `\\\\` escapes (appendices)."""
+    return _parse_key(key)
+
+
+@lru_cache(maxsize=1024)
+def _parse_key(key: str) -> tuple[str, ...]:
+    parts: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(key):
+        ch = key[i]
+        if ch == "\\" and i + 1 < len(key) and key[i + 1] in ".\\":
+            current.append(key[i + 1])
+            i += 2
+            continue
+        if ch == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    return tuple(parts)
+
+
+_MISSING = object()
+
+
+def lookup(event: Mapping[str, Any], key: str) -> Any:
+    """The value at a dotted path, or `_MISSING`."""
+    value: Any = event
+    for part in _parse_key(key):
+        if not isinstance(value, Mapping) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+@lru_cache(maxsize=4096)
+def glob_regex(pattern: str, words: bool) -> re.Pattern[str]:
+    """`*` is any run of characters, `?` exactly one; everything else is literal.
+
+    With `words`, the pattern matches any substring that starts and ends at a
+    word boundary (start or end of the value, or a character outside
+    [A-Za-z0-9_]); without, it must match the whole value.
+    """
+    body = "".join(".*?" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    if words:
+        body = f"(?<![{_WORD_CHAR}]){body}(?![{_WORD_CHAR}])"
+    return re.compile(body, re.IGNORECASE | re.DOTALL)
+
+
+@lru_cache(maxsize=4096)
+def _word_regex(text: str) -> re.Pattern[str]:
+    """`text` literally, case-insensitively, between word boundaries."""
+    return re.compile(f"(?<![{_WORD_CHAR}]){re.escape(text)}(?![{_WORD_CHAR}])", re.IGNORECASE)
+
+
+def glob_matches(pattern: str, value: str, *, words: bool = False) -> bool:
+    regex = glob_regex(pattern, words)
+    return (regex.search(value) if words else regex.fullmatch(value)) is not None
+
+
+def _is_scalar(value: Any) -> bool:
+    if value is None or isinstance(value, (str, bool)):
+        return True
+    return isinstance(value, int) and -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Exact equality that never casts: True is not 1, "1" is not 1."""
+    return type(a) is type(b) and a == b
+
+
+def condition_matches(cond: Condition, event: Mapping[str, Any], user_id: str, room: RoomFacts) -> bool:
+    kind = cond.get("kind")
+    if kind == "event_match":
+        key, pattern = cond.get("key"), cond.get("pattern")
+        if not isinstance(key, str) or not isinstance(pattern, str):
+            return False
+        value = lookup(event, key)
+        if not isinstance(value, str):
+            return False
+        return glob_matches(pattern, value, words=key == "content.body")
+    if kind == "event_property_is":
+        key, expected = cond.get("key"), cond.get("value", _MISSING)
+        if not isinstance(key, str) or expected is _MISSING or not _is_scalar(expected):
+            return False
+        value = lookup(event, key)
+        return value is not _MISSING and _is_scalar(value) and _same(value, expected)
+    if kind == "event_property_contains":
+        key, expected = cond.get("key"), cond.get("value", _MISSING)
+        if not isinstance(key, str) or expected is _MISSING or not _is_scalar(expected):
+            return False
+        value = lookup(event, key)
+        if not isinstance(value, list):
+            return False
+        return any(_is_scalar(item) and _same(item, expected) for item in value)
+    if kind == "contains_display_name":
+        name = room.display_names.get(user_id)
+        body = lookup(event, "content.body")
+        if not name or not isinstance(body, str):
+            return False
+        return _word_regex(name).search(body) is not None
+    if kind == "room_member_count":
+        return member_count_matches(cond.get("is"), room.member_count)
+    if kind == "sender_notification_permission":
+        key = cond.get("key")
+        sender = event.get("sender")
+        if not isinstance(key, str) or not isinstance(sender, str):
+            return False
+        power = room.power_levels
+        if power is None:
+            return USERS_DEFAULT >= NOTIFICATION_DEFAULT
+        return power.user_level(sender) >= power.notification_level(key)
+    return False
+
+
+def member_count_matches(spec: object, count: int) -> bool:
+    """`is` is a decimal integer with an optional ==, <, >, <= or >= prefix (== by default)."""
+    if not isinstance(spec, str):
+        return False
+    m = _MEMBER_COUNT.fullmatch(spec)
+    if m is None:
+        return False
+    op, number = m.group(1) or "==", int(m.group(2))
+    if op == "==":
+        return count == number
+    if op == "<":
+        return count < number
+    if op == ">":
+        return count > number
+    if op == "<=":
+        return count <= number
+    return count >= number
+
+
+def rule_matches(rule: PushRule, event: Mapping[str, Any], user_id: str, room: RoomFacts) -> bool:
+    if not rule.enabled:
+        return False
+    return all(condition_matches(c, event, user_id, room) for c in rule.implied_conditions())
+
+
+def outcome_of(rule_id: str, actions: Sequence[Any]) -> Outcome:
+    """What a rule's actions mean: notify?, highlight?, and the tweaks for the gateway."""
+    kept = strip_historical(actions)
+    tweaks: dict[str, Any] = {}
+    notify = False
+    for action in kept:
+        if action == "notify":
+            notify = True
+        elif isinstance(action, Mapping):
+            name = action.get("set_tweak")
+            if isinstance(name, str):
+                tweaks[name] = action.get("value", True) if name == "highlight" else action.get("value")
+    highlight = tweaks.get("highlight") is True
+    return Outcome(rule_id, kept, notify, highlight, tweaks)
+
+
+def evaluate(
+    rules: Sequence[PushRule], event: Mapping[str, Any], user_id: str, room: RoomFacts
+) -> Outcome | None:
+    """The outcome of the first enabled rule that matches, or None if none does."""
+    for rule in rules:
+        if rule_matches(rule, event, user_id, room):
+            return outcome_of(rule.rule_id, rule.actions)
+    return None
