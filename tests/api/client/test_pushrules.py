@@ -35,7 +35,9 @@ async def test_default_ruleset_is_the_spec_list_in_order(client: MatrixTestClien
     assert mention["conditions"] == [
         {"kind": "event_property_contains", "key": "content.m\\.mentions.user_ids", "value": alice}
     ]
-    assert mention["actions"] == ["notify", {"set_tweak": "sound", "value": "default"}, {"set_tweak": "highlight"}]
+    assert mention["actions"] == [
+        "notify", {"set_tweak": "sound", "value": "default"}, {"set_tweak": "highlight"}
+    ]
     invite = ruleset["override"][2]
     assert invite["conditions"][2] == {"key": "state_key", "kind": "event_match", "pattern": alice}
     assert await client.request("GET", f"{RULES}/global/", token=token) == ruleset
@@ -60,15 +62,19 @@ async def test_put_get_delete_a_rule(client: MatrixTestClient) -> None:
 
 async def test_room_sender_and_override_rules(client: MatrixTestClient) -> None:
     _, token = await client.user("alice")
-    await client.request("PUT", f"{RULES}/global/room/%21abc%3Aexample.org", token=token, json={"actions": []})
+    await client.request("PUT", f"{RULES}/global/room/%21abc%3Aexample.org", token=token,
+                         json={"actions": []})
     await client.request("PUT", f"{RULES}/global/sender/%40spam%3Aexample.org", token=token,
                          json={"actions": ["dont_notify"]})
     cond = [{"kind": "event_match", "key": "content.body", "pattern": "beer"},
             {"kind": "room_member_count", "is": "<=10"}]
     await client.request("PUT", f"{RULES}/global/override/beer", token=token,
-                         json={"conditions": cond, "actions": ["notify", {"set_tweak": "sound", "value": "b"}]})
+                         json={"conditions": cond,
+                               "actions": ["notify", {"set_tweak": "sound", "value": "b"}]})
     ruleset = await client.request("GET", f"{RULES}/global/", token=token)
-    assert ruleset["room"] == [{"rule_id": "!abc:example.org", "default": False, "enabled": True, "actions": []}]
+    assert ruleset["room"] == [
+        {"rule_id": "!abc:example.org", "default": False, "enabled": True, "actions": []}
+    ]
     # Historical actions are stripped.
     assert ruleset["sender"][0]["actions"] == []
     # A user override comes after the master rule and before the other server defaults.
@@ -83,20 +89,23 @@ async def test_new_rules_go_first_and_before_after_place_them(client: MatrixTest
         await client.request("PUT", f"{RULES}/global/content/{rule_id}{query}", token=token,
                              json={"pattern": rule_id, "actions": ["notify"]})
 
+    async def order() -> list[str]:
+        return ids(await client.request("GET", f"{RULES}/global/", token=token), "content")
+
     await put("a")
     await put("b")
-    assert ids(await client.request("GET", f"{RULES}/global/", token=token), "content") == ["b", "a"]
+    assert await order() == ["b", "a"]
     await put("c", "?after=a")
     await put("d", "?before=a")
-    assert ids(await client.request("GET", f"{RULES}/global/", token=token), "content") == ["b", "d", "a", "c"]
+    assert await order() == ["b", "d", "a", "c"]
     # Updating without before/after keeps the position; with them it moves.
     await put("d")
-    assert ids(await client.request("GET", f"{RULES}/global/", token=token), "content") == ["b", "d", "a", "c"]
+    assert await order() == ["b", "d", "a", "c"]
     await put("b", "?after=c")
-    assert ids(await client.request("GET", f"{RULES}/global/", token=token), "content") == ["d", "a", "c", "b"]
+    assert await order() == ["d", "a", "c", "b"]
     # before wins when both are given.
     await put("c", "?before=d&after=b")
-    assert ids(await client.request("GET", f"{RULES}/global/", token=token), "content") == ["c", "d", "a", "b"]
+    assert await order() == ["c", "d", "a", "b"]
     for anchor in ("missing", ".m.rule.master"):
         body = await client.request("PUT", f"{RULES}/global/content/e?before={anchor}", token=token,
                                     json={"pattern": "e", "actions": []}, expect=400)
@@ -111,8 +120,8 @@ async def test_enabled_and_actions_on_user_and_default_rules(client: MatrixTestC
     await client.request("PUT", f"{base}/enabled", token=token, json={"enabled": True})
     assert await client.request("GET", f"{base}/enabled", token=token) == {"enabled": True}
     msg = f"{RULES}/global/underride/.m.rule.message"
-    await client.request("PUT", f"{msg}/actions", token=token, json={"actions": ["notify", {"set_tweak": "sound",
-                                                                                          "value": "x"}]})
+    sound = {"set_tweak": "sound", "value": "x"}
+    await client.request("PUT", f"{msg}/actions", token=token, json={"actions": ["notify", sound]})
     assert (await client.request("GET", f"{msg}/actions", token=token))["actions"][1]["value"] == "x"
     # Changing one field of a default rule keeps the other change.
     assert (await client.request("GET", msg, token=token))["enabled"] is True
@@ -159,7 +168,8 @@ async def test_errors(client: MatrixTestClient) -> None:
     for bad in ({"kind": "event_match", "key": "type"}, {"kind": "event_property_is", "key": "a"},
                 {"kind": "event_property_is", "key": "a", "value": [1]},
                 {"kind": "room_member_count", "is": "lots"}, {"key": "x"}, "event_match"):
-        assert await err("PUT", f"{g}/override/x", 400, {"actions": [], "conditions": [bad]}) == "M_INVALID_PARAM"
+        body = {"actions": [], "conditions": [bad]}
+        assert await err("PUT", f"{g}/override/x", 400, body) == "M_INVALID_PARAM"
     assert await err("PUT", f"{g}/override/x", 400, {"actions": [], "conditions": {}}) == "M_INVALID_PARAM"
     # Unknown condition kinds are accepted (and never match).
     await client.request("PUT", f"{g}/override/x", token=token,
@@ -180,7 +190,8 @@ async def test_errors(client: MatrixTestClient) -> None:
 async def test_rules_are_per_user(client: MatrixTestClient) -> None:
     _, alice = await client.user("alice")
     _, bob = await client.user("bob")
-    await client.request("PUT", f"{RULES}/global/content/mine", token=alice, json={"pattern": "x", "actions": []})
+    await client.request("PUT", f"{RULES}/global/content/mine", token=alice,
+                         json={"pattern": "x", "actions": []})
     assert (await client.request("GET", f"{RULES}/global/", token=bob))["content"] == []
     await client.request("GET", f"{RULES}/global/content/mine", token=bob, expect=404)
 
