@@ -27,6 +27,7 @@ from hearth.rooms.directory import RoomDirectory
 from hearth.rooms.membership import MembershipService
 from hearth.rooms.persist import EventPersister
 from hearth.rooms.reading import RoomReader
+from hearth.rooms.receipts import ReceiptsService
 from hearth.rooms.redact import Redactor
 from hearth.rooms.relations import RelationRules, RelationsService
 from hearth.rooms.report import ReportService
@@ -34,6 +35,7 @@ from hearth.rooms.search import SearchService
 from hearth.rooms.send import RoomSender
 from hearth.rooms.serialize import EventSerializer
 from hearth.rooms.summary import RoomSummaries, SpaceHierarchy, StateReader
+from hearth.rooms.typing import TypingService
 from hearth.rooms.upgrade import RoomUpgrader
 from hearth.rooms.visibility import HistoryVisibility
 from hearth.signing_key import load_signing_key
@@ -45,7 +47,9 @@ from hearth.storage.directory import DirectoryStore
 from hearth.storage.events import EventsStore
 from hearth.storage.filters import FiltersStore
 from hearth.storage.positions import PositionTracker
+from hearth.storage.presence import PresenceStore
 from hearth.storage.push import PushStore
+from hearth.storage.receipts import ReceiptsStore
 from hearth.storage.registration_tokens import RegistrationTokensStore
 from hearth.storage.relations import RelationsStore
 from hearth.storage.reports import ReportsStore
@@ -58,6 +62,9 @@ from hearth.storage.uia import UIASessionsStore
 from hearth.storage.user_directory import UserDirectoryStore
 from hearth.storage.users import UsersStore
 from hearth.sync.service import SyncService
+from hearth.sync.streams.presence import PresenceStream
+from hearth.sync.streams.receipts import ReceiptsStream
+from hearth.sync.streams.typing import TypingStream
 from hearth.users.account_data import AccountDataService
 from hearth.users.accounts import AccountService
 from hearth.users.deactivation import DeactivationService
@@ -67,6 +74,7 @@ from hearth.users.filters import FilterService
 from hearth.users.login import LoginService
 from hearth.users.password_change import PasswordChangeService
 from hearth.users.passwords import PasswordHasher
+from hearth.users.presence import PresenceService
 from hearth.users.profile import ProfileService
 from hearth.users.registration import RegistrationService, SharedSecretRegistration
 from hearth.users.sessions import SessionService
@@ -128,6 +136,9 @@ class Homeserver:
     push_rules: PushRulesService
     pushers: PusherService
     push: PushService
+    receipts: ReceiptsService
+    typing: TypingService
+    presence: PresenceService
 
     @classmethod
     async def start(cls, config: HearthConfig, *, clock: Clock | None = None) -> Homeserver:
@@ -202,6 +213,17 @@ class Homeserver:
                            rules=push_rules, pushers=pushers, positions=event_positions, notifier=notifier,
                            clock=clock, server_name=config.server_name)
         sync.add_response_hook(push.sync_hook)
+        receipts_store, presence_store = ReceiptsStore(), PresenceStore()
+        receipts = ReceiptsService(db=db, rooms=room_store, events=event_store, store=receipts_store,
+                                   account_data=account_data, notifier=notifier, clock=clock)
+        receipts.add_read_listener(push.mark_read)
+        typing = TypingService(rooms=room_store, notifier=notifier, clock=clock)
+        presence = PresenceService(db=db, store=presence_store, users=users, notifier=notifier, clock=clock,
+                                   config=config.presence, server_name=config.server_name)
+        persister.add_sender_listener(presence.note_activity)
+        sync.add_stream(ReceiptsStream(db=db, store=receipts_store))
+        sync.add_stream(TypingStream(typing=typing))
+        sync.add_stream(PresenceStream(db=db, store=presence_store, presence=presence))
         return cls(
             config=config,
             db=db,
@@ -276,8 +298,13 @@ class Homeserver:
             push_rules=push_rules,
             pushers=pushers,
             push=push,
+            receipts=receipts,
+            typing=typing,
+            presence=presence,
         )
 
     async def close(self) -> None:
+        self.typing.close()
+        await self.presence.close()
         await self.passwords.close()
         await self.db.close()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -94,6 +94,11 @@ class EventPersister:
         self._notifier = notifier
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._heads: dict[int, RoomHead] = {}
+        self._sender_listeners: list[Callable[[str], None]] = []
+
+    def add_sender_listener(self, listener: Callable[[str], None]) -> None:
+        """Hear the sender of each event after it commits (presence counts it as activity)."""
+        self._sender_listeners.append(listener)
 
     @asynccontextmanager
     async def locked(self, room_id: str) -> AsyncIterator[None]:
@@ -151,6 +156,8 @@ class EventPersister:
         self._heads[room.room_nid] = new_head
         member = event.state_key if event.type == "m.room.member" else None
         self._notifier.notify_room_event(room.room_id, stream, member=member)
+        for listener in self._sender_listeners:
+            listener(event.sender)
         return stored
 
     async def _persist_in(

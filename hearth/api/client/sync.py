@@ -2,7 +2,8 @@
 
 Query parameters: `since` (a sync token), `timeout` (ms to wait when there is
 nothing new), `full_state`, `filter` (a stored filter ID or inline JSON) and
-`set_presence` (accepted; presence is reported by the presence stream).
+`set_presence` (online by default, unavailable, or offline to leave presence
+alone; see `hearth.users.presence`).
 """
 
 from __future__ import annotations
@@ -43,10 +44,13 @@ async def sync(request: web.Request) -> web.Response:
     since_raw = request.query.get("since")
     since = SyncToken.parse(since_raw) if since_raw else None
     timeout = parse_int(request, "timeout", default=0, minimum=0, maximum=MAX_TIMEOUT_MS) or 0
-    if request.query.get("set_presence") not in (None, "online", "offline", "unavailable"):
+    set_presence = request.query.get("set_presence")
+    if set_presence not in (None, "online", "offline", "unavailable"):
         raise invalid_param("set_presence must be online, offline or unavailable")
     flt = await _filter(request, requester.user_id)
-    response = await request.config_dict[HS].sync.sync(
-        requester, since=since, timeout_ms=timeout, full_state=parse_bool(request, "full_state"), flt=flt
-    )
+    hs = request.config_dict[HS]
+    async with hs.presence.syncing(requester.user_id, set_presence):
+        response = await hs.sync.sync(
+            requester, since=since, timeout_ms=timeout, full_state=parse_bool(request, "full_state"), flt=flt
+        )
     return json_response(response)

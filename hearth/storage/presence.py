@@ -1,0 +1,198 @@
+"""Presence rows and the "who shares a room with whom" queries presence needs.
+
+One row per user: the presence last published on the durable "presence"
+stream (`stream_id` is the position of that publication) and the activity
+times it was computed from. Sync asks "which rows changed since N, for users
+who share a room with me" with one range scan of `presence_stream`, each
+candidate checked against the reader's memberships by index; a sync that has
+seen every position does not ask at all.
+
+"Share a room" means both users are joined to it (invites do not count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, and_, exists, or_, select
+
+from hearth.storage import dialect, streams
+from hearth.storage.db import DbConnection
+from hearth.storage.tables import presence, room_members
+
+PRESENCE_STREAM = "presence"
+OFFLINE = "offline"
+_NOT_OFFLINE = ("online", "unavailable")
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceRow:
+    user_id: str
+    state: str
+    status_msg: str | None
+    last_active_ts: int  # 0: never active
+    last_seen_ts: int
+    currently_active: bool
+    stream_id: int
+
+
+_COLUMNS = (
+    presence.c.user_id,
+    presence.c.state,
+    presence.c.status_msg,
+    presence.c.last_active_ts,
+    presence.c.last_seen_ts,
+    presence.c.currently_active,
+    presence.c.stream_id,
+)
+
+
+def _row(r: Row[*tuple[Any, ...]]) -> PresenceRow:
+    return PresenceRow(r.user_id, r.state, r.status_msg, r.last_active_ts, r.last_seen_ts,
+                       bool(r.currently_active), r.stream_id)
+
+
+def _shares_room_with(viewer: str) -> ColumnElement[bool]:
+    """The presence row's user is joined to a room `viewer` is joined to."""
+    mine = room_members.alias("mine")
+    theirs = room_members.alias("theirs")
+    return exists(
+        select(mine.c.room_nid)
+        .select_from(theirs.join(mine, mine.c.room_nid == theirs.c.room_nid))
+        .where(
+            theirs.c.user_id == presence.c.user_id,
+            theirs.c.membership == "join",
+            mine.c.user_id == viewer,
+            mine.c.membership == "join",
+        )
+    )
+
+
+class PresenceStore:
+    async def get(self, conn: DbConnection, user_id: str, *, for_update: bool = False) -> PresenceRow | None:
+        stmt = select(*_COLUMNS).where(presence.c.user_id == user_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = (await conn.execute(stmt)).first()
+        return _row(row) if row is not None else None
+
+    async def put(self, conn: DbConnection, row: PresenceRow, *, publish: bool) -> int:
+        """Store `row`; with `publish` at a new stream position (returned), else at `row.stream_id`."""
+        stream_id = await streams.next_position(conn, PRESENCE_STREAM) if publish else row.stream_id
+        values = {
+            "user_id": row.user_id,
+            "state": row.state,
+            "status_msg": row.status_msg,
+            "last_active_ts": row.last_active_ts,
+            "last_seen_ts": row.last_seen_ts,
+            "currently_active": row.currently_active,
+            "stream_id": stream_id,
+        }
+        await conn.execute(dialect.upsert(conn, presence, values, ["user_id"]))
+        return stream_id
+
+    async def not_offline(self, conn: DbConnection) -> list[PresenceRow]:
+        """Everyone published as online or unavailable (to time them out after a restart)."""
+        rows = await conn.execute(select(*_COLUMNS).where(presence.c.state.in_(_NOT_OFFLINE)))
+        return [_row(r) for r in rows]
+
+    async def changed_for(
+        self, conn: DbConnection, viewer: str, since: int, upto: int, limit: int
+    ) -> list[PresenceRow]:
+        """Rows published in (since, upto] of `viewer` and the users sharing a room with them.
+
+        Oldest first; the newest `limit` when there are more.
+        """
+        rows = await conn.execute(
+            select(*_COLUMNS)
+            .where(
+                presence.c.stream_id > since,
+                presence.c.stream_id <= upto,
+                or_(presence.c.user_id == viewer, _shares_room_with(viewer)),
+            )
+            .order_by(presence.c.stream_id.desc())
+            .limit(limit)
+        )
+        return [_row(r) for r in reversed(rows.all())]
+
+    async def current_for(self, conn: DbConnection, viewer: str, upto: int, limit: int) -> list[PresenceRow]:
+        """Rows (not offline) of `viewer` and everyone sharing a room with them, as of `upto`."""
+        rows = await conn.execute(
+            select(*_COLUMNS)
+            .where(
+                presence.c.stream_id <= upto,
+                presence.c.state.in_(_NOT_OFFLINE),
+                or_(presence.c.user_id == viewer, _shares_room_with(viewer)),
+            )
+            .order_by(presence.c.stream_id.desc())
+            .limit(limit)
+        )
+        return [_row(r) for r in reversed(rows.all())]
+
+    async def rooms_joined_between(
+        self, conn: DbConnection, user_id: str, since: int, upto: int
+    ) -> list[int]:
+        """Rooms `user_id` joined with an event in (since, upto] and is still joined to."""
+        rows = await conn.execute(
+            select(room_members.c.room_nid).where(
+                room_members.c.user_id == user_id,
+                room_members.c.membership == "join",
+                room_members.c.stream_ordering > since,
+                room_members.c.stream_ordering <= upto,
+            )
+        )
+        return [int(r[0]) for r in rows]
+
+    async def members_present(
+        self, conn: DbConnection, room_nids: Sequence[int], upto: int, limit: int
+    ) -> list[PresenceRow]:
+        """Rows (not offline, as of `upto`) of the joined members of `room_nids`."""
+        members = select(room_members.c.user_id).where(
+            room_members.c.room_nid.in_(list(room_nids)), room_members.c.membership == "join"
+        )
+        rows = await conn.execute(
+            select(*_COLUMNS)
+            .where(
+                presence.c.user_id.in_(members),
+                presence.c.state.in_(_NOT_OFFLINE),
+                presence.c.stream_id <= upto,
+            )
+            .order_by(presence.c.stream_id.desc())
+            .limit(limit)
+        )
+        return [_row(r) for r in reversed(rows.all())]
+
+    async def shares_room(self, conn: DbConnection, a: str, b: str) -> bool:
+        mine = room_members.alias("mine")
+        theirs = room_members.alias("theirs")
+        found = await conn.execute(
+            select(mine.c.room_nid)
+            .select_from(theirs.join(mine, mine.c.room_nid == theirs.c.room_nid))
+            .where(
+                and_(
+                    theirs.c.user_id == b,
+                    theirs.c.membership == "join",
+                    mine.c.user_id == a,
+                    mine.c.membership == "join",
+                )
+            )
+            .limit(1)
+        )
+        return found.first() is not None
+
+    async def room_mates(self, conn: DbConnection, user_id: str) -> list[str]:
+        """Everyone joined to a room `user_id` is joined to (including `user_id` if in any)."""
+        mine = room_members.alias("mine")
+        theirs = room_members.alias("theirs")
+        rows = await conn.execute(
+            select(theirs.c.user_id)
+            .distinct()
+            .select_from(mine.join(theirs, theirs.c.room_nid == mine.c.room_nid))
+            .where(mine.c.user_id == user_id, mine.c.membership == "join", theirs.c.membership == "join")
+        )
+        return [str(r[0]) for r in rows]
+
+    async def current_position(self, conn: DbConnection) -> int:
+        return await streams.current_position(conn, PRESENCE_STREAM)
