@@ -161,7 +161,8 @@ class PusherService:
         self._store = store
         self._config = config
         self._clock = clock
-        self._sleep = sleep
+        # How backoff waits; tests swap in one that does not wait for the wall clock.
+        self.sleep = sleep
         self._networks = parse_networks(config.gateway_ip_blocklist)
         self._by_user: dict[str, list[PusherRow]] | None = None
         self._load_lock = asyncio.Lock()
@@ -330,11 +331,17 @@ class PusherService:
                 self._spawn(row.pusher_id)
 
     def _spawn(self, pusher_id: int) -> None:
-        if pusher_id in self._tasks:
+        running = self._tasks.get(pusher_id)
+        if running is not None and not running.done():
             return
         task = asyncio.get_running_loop().create_task(self._drain(pusher_id))
         self._tasks[pusher_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(pusher_id, None))
+
+        def finished(done: asyncio.Task[None]) -> None:
+            if self._tasks.get(pusher_id) is done:
+                del self._tasks[pusher_id]
+
+        task.add_done_callback(finished)
 
     async def _drain(self, pusher_id: int) -> None:
         """Send one pusher's queue in order, retrying each push with backoff."""
@@ -358,7 +365,7 @@ class PusherService:
                         break
                     log.info("Push to pusher %d (%s) failed (%s); retrying in %d ms",
                              row.pusher_id, row.app_id, type(e).__name__, delay_ms)
-                    await self._sleep(delay_ms / 1000)
+                    await self.sleep(delay_ms / 1000)
                     delay_ms = min(delay_ms * 2, self._config.retry_max_ms)
                     continue
                 if row.pushkey in rejected:
