@@ -130,3 +130,53 @@ async def test_sync_thread_counts_when_the_filter_asks(client: MatrixTestClient)
     room = threaded["rooms"]["join"][room_id]
     assert room["unread_notifications"] == {"notification_count": 1, "highlight_count": 0}
     assert room["unread_thread_notifications"] == {root: {"notification_count": 1, "highlight_count": 0}}
+
+
+async def receipt(client: MatrixTestClient, token: str, room_id: str, event_id: str,
+                  receipt_type: str = "m.read", **body: Any) -> None:
+    await client.request("POST", f"/_matrix/client/v3/rooms/{room_id}/receipt/{receipt_type}/{event_id}",
+                         token=token, json=body)
+
+
+async def test_read_receipts_clear_counts(client: MatrixTestClient) -> None:
+    room_id, alice, alice_token, _, bob_token = await two_in_a_room(client)
+    first = await client.send_message(bob_token, room_id, content={
+        "msgtype": "m.text", "body": "one", "m.mentions": {"user_ids": [alice]}})
+    second = await client.send_message(bob_token, room_id, "two")
+    third = await client.send_message(bob_token, room_id, "three")
+    initial = await client.request("GET", SYNC, token=alice_token)
+    assert initial["rooms"]["join"][room_id]["unread_notifications"] == {
+        "notification_count": 3, "highlight_count": 1}
+    await receipt(client, alice_token, room_id, first)
+    body = await client.request("GET", f"{SYNC}?since={initial['next_batch']}", token=alice_token)
+    assert body["rooms"]["join"][room_id]["unread_notifications"] == {
+        "notification_count": 2, "highlight_count": 0}
+    # A private receipt further ahead wins; the public one behind it changes nothing.
+    await receipt(client, alice_token, room_id, second, "m.read.private")
+    await receipt(client, alice_token, room_id, first)
+    body = await client.request("GET", f"{SYNC}?since={body['next_batch']}", token=alice_token)
+    assert body["rooms"]["join"][room_id]["unread_notifications"] == {
+        "notification_count": 1, "highlight_count": 0}
+    # The read marker endpoint's receipts count too.
+    await client.request("POST", f"/_matrix/client/v3/rooms/{room_id}/read_markers", token=alice_token,
+                         json={"m.fully_read": third, "m.read": third})
+    body = await client.request("GET", f"{SYNC}?since={body['next_batch']}", token=alice_token)
+    assert body["rooms"]["join"][room_id]["unread_notifications"] == {
+        "notification_count": 0, "highlight_count": 0}
+    marked = await client.request("GET", NOTIFICATIONS, token=alice_token)
+    assert [n["read"] for n in marked["notifications"]] == [True, True, True]
+
+
+async def test_threaded_receipts_clear_their_thread(client: MatrixTestClient) -> None:
+    room_id, _, alice_token, _, bob_token = await two_in_a_room(client)
+    root = await client.send_message(bob_token, room_id, "root")
+    in_thread = await client.send_message(bob_token, room_id, content={
+        "msgtype": "m.text", "body": "threaded", "m.relates_to": {"rel_type": "m.thread", "event_id": root}})
+    flt = quote(json.dumps({"room": {"timeline": {"unread_thread_notifications": True}}}))
+    await receipt(client, alice_token, room_id, in_thread, thread_id=root)
+    room = (await client.request("GET", f"{SYNC}?filter={flt}", token=alice_token))["rooms"]["join"][room_id]
+    assert room["unread_notifications"] == {"notification_count": 1, "highlight_count": 0}
+    assert "unread_thread_notifications" not in room
+    await receipt(client, alice_token, room_id, root, thread_id="main")
+    room = (await client.request("GET", f"{SYNC}?filter={flt}", token=alice_token))["rooms"]["join"][room_id]
+    assert room["unread_notifications"] == {"notification_count": 0, "highlight_count": 0}
