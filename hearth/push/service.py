@@ -101,10 +101,13 @@ class _UserRoom:
         else:
             self.counts[thread_id] = [0, 0]
 
-    def clear(self) -> None:
-        self.counts.clear()
-        self.replace_all = True
-        self.touched = True
+    def read_if_unread(self, thread_id: str, stream: int) -> None:
+        """The user's own event at `stream`: main-timeline events read the room, thread events the thread."""
+        if thread_id == MAIN:
+            if any(n or h for n, h in self.counts.values()):
+                self.read(UNTHREADED, stream)
+        elif any(self.counts.get(thread_id, ())):
+            self.read(thread_id, stream)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,44 +263,48 @@ class PushService:
     ) -> None:
         """Evaluate one room's events of the batch for its local members, in stream order."""
         local = {u: pos for u, pos in joined.items() if self._is_local(u)}
-        invitees = {
-            s.event.state_key for s in room_events
-            if s.event.type == "m.room.member" and s.event.membership == "invite"
-            and s.event.state_key is not None and self._is_local(s.event.state_key)
-        }
-        senders = {s.event.sender for s in room_events if self._is_local(s.event.sender)}
-        leavers = {
-            s.event.state_key for s in room_events
-            if s.event.type == "m.room.member" and s.event.membership in ("leave", "ban")
-            and s.event.state_key is not None and self._is_local(s.event.state_key)
-        }
-        users = set(local) | invitees
-        if not users and not senders and not leavers:
+        plan: list[tuple[StoredEvent, list[str]]] = []
+        leavers: set[str] = set()
+        for stored in room_events:
+            event = stored.event
+            stream = stored.stream_ordering or 0
+            recipients = [u for u, joined_at in local.items() if joined_at < stream and u != event.sender]
+            target = event.state_key if event.type == "m.room.member" else None
+            if target is None or not self._is_local(target):
+                pass
+            elif event.membership == "invite" and target != event.sender and target not in local:
+                recipients.append(target)
+            elif event.membership in ("leave", "ban"):
+                leavers.add(target)
+            plan.append((stored, recipients))
+        senders = {s.event.sender for s in room_events if s.event.sender in local}
+        users = {u for _, recipients in plan for u in recipients}
+        tracked = (set(local) & users) | senders | leavers
+        if not users and not tracked:
             return
-        tracked = set(local) | senders | leavers
         reads = await self._store.read_positions(conn, room_nid, tracked)
         counts = await self._store.counts_in_room(conn, room_nid, tracked)
         for user_id in tracked:
-            states[(user_id, room_nid)] = _UserRoom(
-                reads={t: p for (u, t), p in reads.items() if u == user_id},
-                counts={t: [c.notifications, c.highlights] for (u, t), c in counts.items() if u == user_id},
-            )
+            states[(user_id, room_nid)] = _UserRoom(reads={}, counts={})
+        for (user_id, thread_id), position in reads.items():
+            states[(user_id, room_nid)].reads[thread_id] = position
+        for (user_id, thread_id), c in counts.items():
+            states[(user_id, room_nid)].counts[thread_id] = [c.notifications, c.highlights]
         rulesets = await self._rules.rulesets(conn, users) if users else {}
         facts = await self._facts(conn, room_nid, len(joined), rulesets.values()) if users else RoomFacts()
         room_id = await self._room_id(conn, room_nid)
-        for stored in room_events:
+        for stored, recipients in plan:
             event = stored.event
             stream = stored.stream_ordering or 0
             thread_id = threads.get(stored.event_id, MAIN)
             sender_state = states.get((event.sender, room_nid))
             if sender_state is not None:
-                sender_state.read(UNTHREADED if thread_id == MAIN else thread_id, stream)
-            target = event.state_key if event.type == "m.room.member" else None
-            if target is not None and target in leavers and event.membership in ("leave", "ban"):
-                states[(target, room_nid)].clear()
-            recipients = [u for u, joined_at in local.items() if joined_at < stream and u != event.sender]
-            if target in invitees and event.membership == "invite" and target != event.sender:
-                recipients.append(target)
+                # Sending reads what came before (only worth a write if it was unread).
+                sender_state.read_if_unread(thread_id, stream)
+            left = event.type == "m.room.member" and event.membership in ("leave", "ban")
+            if left and event.state_key in leavers:
+                # Leaving reads the room: nothing before it counts again on a rejoin.
+                states[(event.state_key, room_nid)].read(UNTHREADED, stream)
             if not recipients:
                 continue
             view = {**event.pdu, "room_id": room_id, "event_id": stored.event_id}

@@ -123,6 +123,12 @@ async def test_leaving_drops_counts_and_later_events_do_not_count(client: Matrix
     assert await counts(client, carol, room_id) == {}
     notified = await client.request("GET", "/_matrix/client/v3/notifications", token=carol_token)
     assert [n["event"]["content"].get("body") for n in notified["notifications"]] == ["one"]
+    # Back in the room, what came before leaving stays read, even after a recount.
+    await join(client, carol_token, room_id)
+    back = await client.send_message(bob_token, room_id, "back")
+    assert await counts(client, carol, room_id) == {"main": (1, 0)}
+    await client.hs.push.mark_read(carol, room_id, back, "$other-thread")
+    assert await counts(client, carol, room_id) == {"main": (1, 0)}
 
 
 async def test_joiners_are_not_notified_about_earlier_events(client: MatrixTestClient) -> None:
