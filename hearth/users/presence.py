@@ -208,6 +208,8 @@ class PresenceService:
         last_active = max(row.last_active_ts if row else 0, live.last_active_ts if live else 0)
         last_seen = max(row.last_seen_ts if row else 0, live.last_seen_ts if live else 0, last_active)
         syncing = live is not None and live.syncing > 0
+        if state == UNAVAILABLE and row is not None and last_active > row.last_active_ts:
+            state = ONLINE  # active since it was stored (its publication may be on its way)
         if state != OFFLINE and not syncing and now - last_seen >= self._config.offline_after_ms:
             state = OFFLINE
         elif state == ONLINE and now - last_active >= self._config.idle_after_ms:
@@ -274,12 +276,11 @@ class PresenceService:
 
     @staticmethod
     def _decide_activity(row: PresenceRow | None, before: Effective) -> _Target | None:
-        if row is None or before.state == OFFLINE:
-            return None
-        state = ONLINE if before.state == UNAVAILABLE else row.state
-        if state == row.state and (row.currently_active or state != ONLINE):
+        if row is None or row.state == OFFLINE or before.state == OFFLINE:
+            return None  # explicit (or timed-out) offline stays offline
+        if row.state == ONLINE and row.currently_active:
             return None  # nothing others see changes; the time stays in memory
-        return _Target(state, row.status_msg, active=True)
+        return _Target(ONLINE, row.status_msg, active=True)
 
     def _live_entry(self, user_id: str) -> _Live:
         live = self._live.get(user_id)
