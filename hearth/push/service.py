@@ -282,8 +282,11 @@ class PushService:
         tracked = (set(local) & users) | senders | leavers
         if not users and not tracked:
             return
-        reads = await self._store.read_positions(conn, room_nid, tracked)
         counts = await self._store.counts_in_room(conn, room_nid, tracked)
+        # A sender with nothing unread never moves a read position: no need to read it.
+        unread_senders = {u for (u, _), c in counts.items() if c.notifications or c.highlights}
+        wanted = (set(local) & users) | leavers | (senders & unread_senders)
+        reads = await self._store.read_positions(conn, room_nid, wanted) if wanted else {}
         for user_id in tracked:
             states[(user_id, room_nid)] = _UserRoom(reads={}, counts={})
         for (user_id, thread_id), position in reads.items():
