@@ -247,3 +247,18 @@ async def test_status_survives_a_restart(make_client: ClientFactory) -> None:
     body = await get_status(second, token, alice)
     assert body["presence"] == "unavailable"
     assert body["status_msg"] == "brb"
+
+
+async def test_after_a_restart_users_who_do_not_return_go_offline(
+    make_client: ClientFactory, fake_clock: FakeClock
+) -> None:
+    first = await make_client()
+    _, (alice, alice_token), (_, bob_token) = await shared_room(first)
+    await put_status(first, alice_token, alice, {"presence": "online"})
+    second = await make_client()
+    mark = await sync(second, bob_token)
+    assert presence_of(mark, alice)[0]["presence"] == "online"
+    fake_clock.advance(60_000)
+    await second.hs.presence.sweep()
+    body = await sync(second, bob_token, since=mark["next_batch"])
+    assert presence_of(body, alice)[0]["presence"] == "offline"
