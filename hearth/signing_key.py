@@ -27,4 +27,4 @@ def load_signing_key(path: Path) -> SigningKey:
         keys = read_signing_keys(f)
     if not keys:
         raise ValueError(f"no signing key in {path}")
-    return keys[0]  # type: ignore[no-any-return]
+    return keys[0]

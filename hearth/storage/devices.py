@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hearth.storage import dialect
-from hearth.storage.db import Database
+from hearth.storage.db import Database, DbConnection
 from hearth.storage.tables import access_tokens, devices, refresh_tokens
 
 
@@ -52,7 +51,7 @@ class DevicesStore:
 
     # --- devices ---------------------------------------------------------
 
-    async def ensure_device(self, conn: AsyncConnection, user_id: str, device_id: str,
+    async def ensure_device(self, conn: DbConnection, user_id: str, device_id: str,
                             display_name: str | None, now_ms: int) -> None:
         """Create the device if it is new; a re-login keeps its existing name."""
         await conn.execute(dialect.insert_ignore(conn, devices, {
@@ -60,7 +59,7 @@ class DevicesStore:
             "created_ts": now_ms,
         }, ["user_id", "device_id"]))
 
-    async def list(self, user_id: str) -> list[Device]:
+    async def list_for_user(self, user_id: str) -> list[Device]:
         async with self._db.read() as conn:
             rows = await conn.execute(select(*_DEVICE_COLS).where(devices.c.user_id == user_id)
                                       .order_by(devices.c.device_id))
@@ -96,7 +95,7 @@ class DevicesStore:
 
     # --- tokens ----------------------------------------------------------
 
-    async def add_tokens(self, conn: AsyncConnection, *, user_id: str, device_id: str,
+    async def add_tokens(self, conn: DbConnection, *, user_id: str, device_id: str,
                          access_hash: bytes, refresh_hash: bytes | None, expires_ts: int | None,
                          now_ms: int) -> None:
         refresh_id = None
@@ -117,7 +116,7 @@ class DevicesStore:
             ).where(access_tokens.c.token_hash == access_hash))).first()
         return TokenOwner(*row) if row else None
 
-    async def take_refresh_token(self, conn: AsyncConnection, refresh_hash: bytes) -> RefreshTokenRow | None:
+    async def take_refresh_token(self, conn: DbConnection, refresh_hash: bytes) -> RefreshTokenRow | None:
         """Consume a refresh token: it and the access tokens issued with it die."""
         row = (await conn.execute(select(
             refresh_tokens.c.id, refresh_tokens.c.user_id, refresh_tokens.c.device_id,
@@ -140,7 +139,7 @@ class DevicesStore:
         async with self._db.read() as conn:
             return [r[0] for r in await conn.execute(stmt)]
 
-    async def _delete_tokens(self, conn: AsyncConnection, user_id: str, device_ids: list[str]) -> None:
+    async def _delete_tokens(self, conn: DbConnection, user_id: str, device_ids: list[str]) -> None:
         # SQLite only cascades with foreign_keys=ON; delete explicitly so the
         # outcome never depends on a pragma.
         await conn.execute(delete(access_tokens).where(and_(

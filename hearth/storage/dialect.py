@@ -35,8 +35,8 @@ def upsert(
     if update_cols is None:
         update_cols = [c for c in values if c not in conflict_cols]
     if not update_cols:
-        return stmt.on_conflict_do_nothing(index_elements=list(conflict_cols))  # type: ignore[no-any-return]
-    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+        return stmt.on_conflict_do_nothing(index_elements=list(conflict_cols))
+    return stmt.on_conflict_do_update(
         index_elements=list(conflict_cols),
         set_={c: stmt.excluded[c] for c in update_cols},
     )

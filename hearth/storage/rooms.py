@@ -77,7 +77,7 @@ class RoomsStore:
     async def current_snapshot_nid(self, conn: DbConnection, room_nid: int) -> int | None:
         return (
             await conn.execute(
-                select(rooms.c.current_snapshot_nid).where(rooms.c.room_nid == room_nid)  # type: ignore[no-any-return]
+                select(rooms.c.current_snapshot_nid).where(rooms.c.room_nid == room_nid)
             )
         ).scalar_one()
 
@@ -233,7 +233,7 @@ class RoomsStore:
             return (
                 await conn.execute(
                     select(event_txn_ids.c.event_id).where(
-                        and_(  # type: ignore[no-any-return]
+                        and_(
                             event_txn_ids.c.user_id == user_id,
                             event_txn_ids.c.device_id == device_id,
                             event_txn_ids.c.txn_id == txn_id,

@@ -98,7 +98,7 @@ class SyncStore:
 
     async def state_at_stream(self, conn: DbConnection, room_nid: int, upto: int) -> int | None:
         """The snapshot after the room's last timeline event at or before `upto`."""
-        return (await conn.execute(_STATE_AT, {"room_nid": room_nid, "upto": upto})).scalar()  # type: ignore[no-any-return]
+        return (await conn.execute(_STATE_AT, {"room_nid": room_nid, "upto": upto})).scalar()
 
     async def member_counts(self, conn: DbConnection, room_nids: Iterable[int]) -> dict[int, dict[str, int]]:
         """{room nid: {membership: count}} for joined and invited members."""

@@ -221,9 +221,9 @@ class SyncService:
                 entry = join[room_id] = _quiet_room(upto)
             entry["ephemeral"]["events"].extend(ephemeral)
         rooms: dict[str, Any] = {}
-        for name, section in (("join", join), ("invite", invite), ("knock", knock), ("leave", leave)):
-            if section:
-                rooms[name] = section
+        for name, rooms_of_kind in (("join", join), ("invite", invite), ("knock", knock), ("leave", leave)):
+            if rooms_of_kind:
+                rooms[name] = rooms_of_kind
         response: dict[str, Any] = {
             "next_batch": str(upto),
             "rooms": rooms,

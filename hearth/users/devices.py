@@ -36,7 +36,7 @@ class DeviceService:
         self._written: dict[tuple[str, str], tuple[int, str | None]] = {}
 
     async def list_devices(self, user_id: str) -> list[Device]:
-        return await self._devices.list(user_id)
+        return await self._devices.list_for_user(user_id)
 
     async def get(self, user_id: str, device_id: str) -> Device:
         device = await self._devices.get(user_id, device_id)

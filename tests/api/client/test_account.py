@@ -90,7 +90,7 @@ async def test_change_password_logs_out_other_devices_but_not_this_one(client: M
     body = await client.request("GET", WHOAMI, token=phone.token, expect=401)
     assert body["errcode"] == "M_UNKNOWN_TOKEN"
     await client.request("GET", WHOAMI, token=alice.token)
-    assert [d.device_id for d in await client.hs.devices.list(alice.user_id)] == [alice.device_id]
+    assert [d.device_id for d in await client.hs.devices.list_for_user(alice.user_id)] == [alice.device_id]
 
 
 async def test_change_password_can_keep_other_devices(client: MatrixTestClient) -> None:
@@ -206,7 +206,7 @@ async def test_deactivate_with_uia_kills_every_token(client: MatrixTestClient) -
         assert resp["errcode"] == "M_UNKNOWN_TOKEN"
     account = await client.hs.users.get(alice.user_id)
     assert account is not None and account.deactivated and account.password_hash is None
-    assert await client.hs.devices.list(alice.user_id) == []
+    assert await client.hs.devices.list_for_user(alice.user_id) == []
 
 
 async def test_deactivated_user_cannot_log_in(client: MatrixTestClient) -> None:

@@ -65,7 +65,7 @@ async def test_each_login_is_a_new_device(client: MatrixTestClient) -> None:
     first = await client.login("alice")
     second = await client.login("alice")
     assert len({registered["device_id"], first["device_id"], second["device_id"]}) == 3
-    assert len(await client.hs.devices.list(ALICE)) == 3
+    assert len(await client.hs.devices.list_for_user(ALICE)) == 3
 
 
 async def test_login_with_device_id_and_display_name(client: MatrixTestClient) -> None:

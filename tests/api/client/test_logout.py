@@ -59,7 +59,7 @@ async def test_logout_all_kills_every_session_of_the_user(client: MatrixTestClie
     for session in sessions:
         body = await client.request("GET", WHOAMI, token=session["access_token"], expect=401)
         assert body["errcode"] == "M_UNKNOWN_TOKEN"
-    assert await client.hs.devices.list(ALICE) == []
+    assert await client.hs.devices.list_for_user(ALICE) == []
     await client.request("GET", WHOAMI, token=bob["access_token"])
 
 

@@ -168,7 +168,7 @@ async def test_inhibit_login_returns_no_token(client: MatrixTestClient) -> None:
     body = await client.register("alice", inhibit_login=True)
     assert body["user_id"] == "@alice:test.local"
     assert "access_token" not in body and "device_id" not in body and "refresh_token" not in body
-    assert await client.hs.devices.list("@alice:test.local") == []
+    assert await client.hs.devices.list_for_user("@alice:test.local") == []
 
 
 async def test_device_id_and_display_name_are_used(client: MatrixTestClient) -> None:
