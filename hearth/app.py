@@ -25,7 +25,9 @@ ALL_RESOURCES = ("client", "federation", "media", "admin", "metrics")
 def build_app(hs: Homeserver, resources: Iterable[str] = ALL_RESOURCES) -> web.Application:
     wanted = set(resources)
     app = web.Application(
-        middlewares=[cors_middleware, matrix_errors_middleware, metrics_middleware(hs.metrics)],
+        # Metrics wrap the error mapper so a Matrix error is counted with the
+        # status the client received (an exception never reaches them).
+        middlewares=[cors_middleware, metrics_middleware(hs.metrics), matrix_errors_middleware],
         client_max_size=hs.config.max_request_body_bytes,
     )
     app[HS] = hs

@@ -102,3 +102,39 @@ def test_each_metrics_object_has_its_own_registry() -> None:
     a.observe_request("GET", "/x", 200, 0.01)
     assert b"hearth_http_requests_total" in a.render()
     assert b'endpoint="/x"' not in b.render()
+
+
+async def test_counts_unrecognized_request_with_its_404(client: MatrixTestClient) -> None:
+    # The error middleware turns the router's 404 into M_UNRECOGNIZED; metrics
+    # sit outside it, so the counted status is the one the client saw.
+    body = await client.request("GET", "/_matrix/client/v3/no_such_endpoint", expect=404)
+    assert body["errcode"] == "M_UNRECOGNIZED"
+    samples = await _scrape(client)
+    assert _value(samples, "hearth_http_requests_total", method="GET", status="404") == 1
+    assert _value(samples, "hearth_http_requests_total", method="GET", status="200") is None
+
+
+async def test_counts_not_json_with_its_400(client: MatrixTestClient) -> None:
+    _, token = await client.user("alice")
+    body = await client.request("POST", "/_matrix/client/v3/createRoom", token=token,
+                                data=b"{not json", expect=400)
+    assert body["errcode"] == "M_NOT_JSON"
+    samples = await _scrape(client)
+    assert _value(samples, "hearth_http_requests_total", method="POST",
+                  endpoint="/_matrix/client/v3/createRoom", status="400") == 1
+    assert _value(samples, "hearth_http_requests_total", method="POST",
+                  endpoint="/_matrix/client/v3/createRoom", status="200") is None
+
+
+async def test_counts_unhandled_error_as_500(hs: Homeserver, aiohttp_client: AiohttpClient) -> None:
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("a bug")
+
+    app = build_app(hs)
+    app.router.add_get("/_test/broken", broken)
+    http = await aiohttp_client(app)
+    resp = await http.get("/_test/broken")
+    assert resp.status == 500
+    assert (await resp.json())["errcode"] == "M_UNKNOWN"
+    samples = await _scrape(MatrixTestClient(http, hs))
+    assert _value(samples, "hearth_http_requests_total", endpoint="/_test/broken", status="500") == 1
