@@ -54,315 +54,44 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
-import hashlib
-import hmac
-import http.client
 import json
 import os
-import platform
 import re
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.helpers.postgres import PostgresCluster  # noqa: E402
-
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
-WHOAMI = "/_matrix/client/v3/account/whoami"
-VERSIONS = "/_matrix/client/versions"
-START_DEADLINE_S = 120.0
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-# --- process-tree accounting (from /proc, no extra dependency) ---------------------
-
-
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # The command name is in parentheses and may contain spaces.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    return children
-
-
-def process_tree(pid: int) -> list[int]:
-    children = _children_map()
-    tree, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        tree.append(p)
-        todo.extend(children.get(p, []))
-    return tree
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of `pid` and all its descendants."""
-    total = 0
-    for p in process_tree(pid):
-        try:
-            total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * PAGE_SIZE
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
-
-
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU time of `pid` and its live descendants (incl. reaped children)."""
-    ticks = 0
-    for p in process_tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # utime, stime, cutime, cstime are fields 14-17 of stat (1-based).
-        ticks += sum(int(f) for f in fields[11:15])
-    return ticks / CLOCK_TICKS
-
-
-def runqueue_wait_seconds(pid: int) -> float:
-    """Time the tree's threads spent runnable but waiting for a CPU (/proc/*/schedstat).
-
-    The share of the load window a server spent waiting shows how much other
-    work on the machine held it back: throughput measured while it waited is
-    the machine's limit, not the server's.
-    """
-    ns = 0
-    for p in process_tree(pid):
-        try:
-            tasks = os.listdir(f"/proc/{p}/task")
-        except OSError:
-            continue
-        for t in tasks:
-            try:
-                ns += int(Path(f"/proc/{p}/task/{t}/schedstat").read_text().split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    return ns / 1e9
-
-
-# --- servers -----------------------------------------------------------------------
-
-
-@dataclass
-class ServerSetup:
-    name: str
-    argv: list[str]
-    cwd: Path
-    base_url: str
-    shared_secret: str
-    log_path: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def setup_hearth(root: Path, database_url: str | None) -> ServerSetup:
-    port = free_port()
-    data = root / "data"
-    args = [sys.executable, "-m", "hearth.cli", "generate-config", "--server-name", "bench.hearth",
-            "--data-dir", str(data), "--listen", f"127.0.0.1:{port}", "--enable-registration"]
-    if database_url:
-        args += ["--database-url", database_url]
-    subprocess.run(args, check=True, capture_output=True, cwd=ROOT)
-    config_path = data / "hearth.yaml"
-    config = yaml.safe_load(config_path.read_text())
-    config["argon2"] = {"time_cost": 1, "memory_cost_kib": 8, "parallelism": 1}
-    config["rate_limits"] = {"enabled": False}
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return ServerSetup(
-        "Hearth", [sys.executable, "-m", "hearth.cli", "serve", "--config", str(config_path)],
-        root, f"http://127.0.0.1:{port}", config["registration_shared_secret"], root / "server-output.log",
-    )
-
-
-_HIGH = {"per_second": 100000, "burst_count": 100000}
-
-
-def setup_synapse(root: Path, venv: Path, pg: tuple[PostgresCluster, str] | None) -> ServerSetup:
-    port = free_port()
-    python = str(venv / "bin" / "python")
-    config_path = root / "homeserver.yaml"
-    subprocess.run([python, "-m", "synapse.app.homeserver", "--server-name", "bench.synapse",
-                    "--config-path", str(config_path), "--data-directory", str(root),
-                    "--generate-config", "--report-stats=no"], check=True, capture_output=True, cwd=root)
-    config = yaml.safe_load(config_path.read_text())
-    config["listeners"] = [{
-        "port": port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": False, "x_forwarded": False,
-        "resources": [{"names": ["client", "federation"], "compress": False}],
-    }]
-    if pg is not None:
-        cluster, dbname = pg
-        config["database"] = {"name": "psycopg2", "args": {
-            "user": "postgres", "host": "127.0.0.1", "port": cluster.port, "database": dbname,
-            "cp_min": 5, "cp_max": 10,
-        }}
-    config.update({
-        "bcrypt_rounds": 4,
-        "enable_registration": True,
-        "enable_registration_without_verification": True,
-        "trusted_key_servers": [],
-        "suppress_key_server_warning": True,
-        "rc_message": _HIGH,
-        "rc_registration": _HIGH,
-        "rc_registration_token_validity": _HIGH,
-        "rc_login": {"address": _HIGH, "account": _HIGH, "failed_attempts": _HIGH},
-        "rc_admin_redaction": _HIGH,
-        "rc_joins": {"local": _HIGH, "remote": _HIGH},
-        "rc_joins_per_room": _HIGH,
-        "rc_3pid_validation": _HIGH,
-        "rc_invites": {"per_room": _HIGH, "per_user": _HIGH, "per_issuer": _HIGH},
-        "rc_presence": {"per_user": _HIGH},
-        "rc_delayed_event_mgmt": _HIGH,
-    })
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return ServerSetup(
-        "Synapse", [python, "-m", "synapse.app.homeserver", "--config-path", str(config_path)],
-        root, f"http://127.0.0.1:{port}", config["registration_shared_secret"], root / "homeserver.log",
-    )
-
-
-def ensure_synapse_venv(venv: Path, postgres: bool) -> str:
-    """Create the virtualenv if absent; return the installed Synapse version."""
-    python = venv / "bin" / "python"
-    if not python.exists():
-        print(f"Creating {venv} and installing matrix-synapse from PyPI...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "matrix-synapse"], check=True)
-    if postgres and subprocess.run([str(python), "-c", "import psycopg2"], capture_output=True).returncode:
-        print(f"Installing psycopg2-binary into {venv}...", file=sys.stderr)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "psycopg2-binary"], check=True)
-    return subprocess.run([str(python), "-c", "import synapse; print(synapse.__version__)"],
-                          check=True, capture_output=True, text=True).stdout.strip()
-
-
-def _pin_to(cpus: set[int] | None) -> Callable[[], None] | None:
-    if cpus is None:
-        return None
-
-    def pin() -> None:
-        os.sched_setaffinity(0, cpus)
-    return pin
-
-
-class Running:
-    """A started server process."""
-
-    def __init__(self, setup: ServerSetup, server_cpus: set[int] | None) -> None:
-        self.setup = setup
-        # Hearth logs to stderr, Synapse to its own log file; either way the
-        # process output goes to a file (a pipe nobody reads would stall it).
-        self._out = (setup.cwd / "server-output.log").open("ab")
-        self.started_at = time.perf_counter()
-        self.proc = subprocess.Popen(
-            setup.argv, cwd=setup.cwd, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._out,
-            preexec_fn=_pin_to(server_cpus),
-        )
-        self.startup_s = self._wait_until_answering()
-        # CPU time spent starting: unlike wall time, other load on the machine
-        # does not inflate it.
-        self.startup_cpu_s = cpu_seconds(self.proc.pid)
-
-    def _wait_until_answering(self) -> float:
-        host, port = self.setup.base_url.removeprefix("http://").rsplit(":", 1)
-        deadline = self.started_at + START_DEADLINE_S
-        while True:
-            if self.proc.poll() is not None:
-                self._out.flush()
-                tail = "\n".join((self.setup.cwd / "server-output.log").read_text(errors="replace")
-                                  .splitlines()[-30:])
-                raise RuntimeError(f"{self.setup.name} exited with {self.proc.returncode} while starting "
-                                   f"(see also {self.setup.log_path}):\n{tail}")
-            try:
-                conn = http.client.HTTPConnection(host, int(port), timeout=5)
-                conn.request("GET", VERSIONS)
-                status = conn.getresponse().status
-                conn.close()
-                if status == 200:
-                    return time.perf_counter() - self.started_at
-            except OSError:
-                pass
-            if time.perf_counter() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.setup.name} did not answer within {START_DEADLINE_S}s")
-            time.sleep(0.005)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._out.close()
-
+from harness import (
+    DEFAULT_SYNAPSE_VENV,
+    ROOT,
+    WHOAMI,
+    Running,
+    ServerSetup,
+    cpu_seconds,
+    create_database,
+    ensure_synapse_venv,
+    environment,
+    pin_to,
+    postgres_cluster,
+    register_users,
+    rss_bytes,
+    runqueue_wait_seconds,
+    setup_hearth,
+    setup_synapse,
+    split_cpus,
+    warn_if_busy,
+    write_results,
+)
 
 # --- users and load ----------------------------------------------------------------
-
-
-async def register_users(base_url: str, shared_secret: str, count: int, prefix: str) -> list[str]:
-    """Create `count` users through /_synapse/admin/v1/register; returns their access tokens."""
-    url = base_url + "/_synapse/admin/v1/register"
-    password = "bench password"
-
-    async def one(session: aiohttp.ClientSession, i: int) -> str:
-        async with session.get(url) as resp:
-            nonce = (await resp.json())["nonce"]
-        username = f"{prefix}{i}"
-        mac = hmac.new(shared_secret.encode(), digestmod=hashlib.sha1)
-        mac.update(b"\x00".join([nonce.encode(), username.encode(), password.encode(), b"notadmin"]))
-        body = {"nonce": nonce, "username": username, "password": password, "admin": False,
-                "mac": mac.hexdigest()}
-        async with session.post(url, json=body) as resp:
-            data = await resp.json()
-            if resp.status != 200:
-                raise RuntimeError(f"shared-secret register failed: {resp.status} {data}")
-        return str(data["access_token"])
-
-    async with aiohttp.ClientSession() as session:
-        sem = asyncio.Semaphore(8)
-
-        async def limited(i: int) -> str:
-            async with sem:
-                return await one(session, i)
-        tokens = await asyncio.gather(*(limited(i) for i in range(count)))
-        # Each token works (and each server has seen each token once before timing).
-        for token in tokens:
-            async with session.get(base_url + WHOAMI, headers={"Authorization": f"Bearer {token}"}) as resp:
-                if resp.status != 200:
-                    raise RuntimeError(f"whoami failed for a fresh token: {resp.status} {await resp.text()}")
-    return list(tokens)
 
 
 @dataclass
@@ -444,7 +173,7 @@ def _wrk_load(base_url: str, tokens: list[str], seconds: float, threads: int, wo
     proc = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(len(tokens)), "-d", f"{max(1, round(seconds))}s",
          "--timeout", "10s", "-s", str(script), base_url + WHOAMI],
-        capture_output=True, text=True, check=True, preexec_fn=_pin_to(cpus),
+        capture_output=True, text=True, check=True, preexec_fn=pin_to(cpus),
     )
     match = re.search(r"^WRKJSON (\{.*\})$", proc.stdout, re.MULTILINE)
     if match is None:
@@ -615,33 +344,6 @@ def markdown(hearth: ServerResult, synapse: ServerResult) -> str:
     return "\n".join(out)
 
 
-def _git_commit() -> str:
-    res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return res.stdout.strip() or "unknown"
-
-
-@contextmanager
-def _postgres(enabled: bool) -> Iterator[PostgresCluster | None]:
-    if not enabled:
-        yield None
-        return
-    cluster = PostgresCluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-def _create_db(cluster: PostgresCluster, name: str) -> None:
-    # Synapse insists on C collation; Hearth does not mind it.
-    subprocess.run(
-        [str(cluster.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres",
-         "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c",
-         f"CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"],
-        check=True, capture_output=True,
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--starts", type=int, default=5, help="restarts to take the median of")
@@ -657,7 +359,7 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite round")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to CPUs")
     parser.add_argument("--synapse-venv", type=Path,
-                        default=Path(os.environ.get("SYNAPSE_VENV", BENCH_DIR / ".venv-synapse")))
+                        default=DEFAULT_SYNAPSE_VENV)
     parser.add_argument("--quick", action="store_true", help="a short smoke run (2 starts, 3 s load)")
     args = parser.parse_args()
     if args.quick:
@@ -665,20 +367,14 @@ def main() -> None:
     if args.load == "wrk" and not shutil.which("wrk"):
         parser.error("wrk is not installed (apt-get install wrk), use --load aiohttp")
 
-    load_before = os.getloadavg()
-    if load_before[0] > 0.5:
-        print(f"warning: the machine is busy (load average {load_before[0]:.1f}); wall-clock figures "
-              "will be inflated, CPU-time figures much less so", file=sys.stderr)
-    cpus = sorted(os.sched_getaffinity(0))
-    server_cpus = load_cpus = None
-    if not args.no_pin and len(cpus) >= 2:
-        server_cpus, load_cpus = {cpus[0]}, {cpus[1]}
-        os.sched_setaffinity(0, load_cpus)
+    load_before = warn_if_busy()
+    server_cpus, load_cpus = split_cpus(args.no_pin)
 
     synapse_version = ensure_synapse_venv(args.synapse_venv.resolve(), args.postgres)
     engines = ([] if args.no_sqlite else ["sqlite"]) + (["postgresql"] if args.postgres else [])
     results: list[tuple[ServerResult, ServerResult]] = []
-    with tempfile.TemporaryDirectory(prefix="hearth-bench-") as tmp, _postgres(args.postgres) as cluster:
+    with (tempfile.TemporaryDirectory(prefix="hearth-bench-") as tmp,
+          postgres_cluster(args.postgres) as cluster):
         for engine in engines:
             base = Path(tmp) / engine
             (base / "hearth").mkdir(parents=True)
@@ -686,23 +382,15 @@ def main() -> None:
             hearth_url = synapse_pg = None
             if engine == "postgresql":
                 assert cluster is not None
-                _create_db(cluster, "hearth_bench")
-                _create_db(cluster, "synapse_bench")
+                create_database(cluster, "hearth_bench")
+                create_database(cluster, "synapse_bench")
                 hearth_url, synapse_pg = cluster.url("hearth_bench"), (cluster, "synapse_bench")
             setups = [setup_hearth(base / "hearth", hearth_url),
                       setup_synapse(base / "synapse", args.synapse_venv.resolve(), synapse_pg)]
             hearth, synapse = bench_pair(setups, engine, args, server_cpus, load_cpus)
             results.append((hearth, synapse))
 
-    env = {
-        "hearth_commit": _git_commit(), "synapse_version": synapse_version,
-        "python": platform.python_version(), "machine": platform.machine(), "cpus": len(cpus),
-        "pinning": None if server_cpus is None else {"server": sorted(server_cpus),
-                                                     "load": sorted(load_cpus or [])},
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
-    }
+    env = environment(synapse_version, server_cpus, load_cpus, args, load_before)
     print(f"\n## Hearth ({env['hearth_commit']}) vs Synapse {synapse_version}, Python {env['python']}, "
           f"{env['cpus']} CPUs"
           + (", server pinned to 1 CPU, load generator to another" if server_cpus else "")
@@ -711,12 +399,10 @@ def main() -> None:
         print()
         print(markdown(hearth, synapse))
 
-    RESULTS_DIR.mkdir(exist_ok=True)
-    out = RESULTS_DIR / f"foundation-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps({
+    out = write_results("foundation", {
         "environment": env,
         "results": [{"engine": h.engine, "hearth": asdict(h), "synapse": asdict(s)} for h, s in results],
-    }, indent=2))
+    })
     print(f"\nWrote {out.relative_to(ROOT)}")
 
 
