@@ -44,15 +44,20 @@ class EventBuilder:
         self._clock = clock
 
     def build_create_event(
-        self, room_version: RoomVersion, room_id: str | None, sender: str, content: Mapping[str, Any]
+        self, room_version: RoomVersion, room_id: str | None, sender: str, content: Mapping[str, Any],
+        *, origin_server_ts: int | None = None,
     ) -> Event:
-        """The m.room.create event; v12 rooms take their ID from it (room_id None)."""
+        """The m.room.create event; v12 rooms take their ID from it (room_id None).
+
+        `origin_server_ts` lets room creation move a v12 create event off a
+        room ID that is already taken (its hash covers the timestamp).
+        """
         fields: dict[str, Any] = {
             "type": "m.room.create",
             "state_key": "",
             "sender": sender,
             "content": dict(content),
-            "origin_server_ts": self._clock.time_ms(),
+            "origin_server_ts": self._clock.time_ms() if origin_server_ts is None else origin_server_ts,
             "depth": 1,
             "prev_events": [],
             "auth_events": [],

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hearth.clock import Clock
-from hearth.core.events import StateKey
+from hearth.core.events import Event, StateKey
 from hearth.core.power_levels import parse_power_level
 from hearth.core.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
-from hearth.errors import MatrixError
+from hearth.errors import MatrixError, limit_exceeded
 from hearth.rooms.builder import EventBuilder
 from hearth.rooms.persist import EventPersister, EventRejected
 from hearth.rooms.send import RoomSender
 from hearth.storage.db import Database, DbConnection
-from hearth.storage.rooms import RoomInfo, RoomsStore
+from hearth.storage.rooms import RoomIdTaken, RoomInfo, RoomsStore
 
 PRESETS: dict[str, dict[str, str]] = {
     "private_chat": {"join_rule": "invite", "history_visibility": "shared", "guest_access": "can_join"},
@@ -106,6 +106,10 @@ class AliasReserver(Protocol):
         ...
 
 
+# How many create timestamps to try before giving up on a free v12 room ID.
+_CLAIM_ATTEMPTS = 100
+
+
 class RoomCreator:
     def __init__(
         self,
@@ -151,18 +155,8 @@ class RoomCreator:
             extra = content.get("additional_creators")
             merged = list(extra) if isinstance(extra, list) else []
             content["additional_creators"] = merged + [u for u in spec.invite if u not in merged]
-        room_id = (
-            None if rv.room_id_from_create_event else f"!{secrets.token_urlsafe(18)}:{self._server_name}"
-        )
-        try:
-            create_event = self._builder.build_create_event(rv, room_id, spec.creator, content)
-        except Exception as e:  # InvalidPDU from bad creation_content
-            raise MatrixError(400, "M_BAD_JSON", f"Invalid creation_content: {e}") from e
-        room_id = create_event.room_id
-        async with self._db.write() as conn:
-            room = await self._rooms.create(conn, room_id, rv, self._clock.time_ms())
-            if alias is not None and self._aliases is not None:
-                await self._aliases.reserve(conn, alias, room_id, spec.creator)
+        create_event, room = await self._claim_room(spec, content, alias)
+        room_id = room.room_id
         async with self._persister.locked(room_id):
             try:
                 await self._persister.persist(room, create_event)
@@ -173,6 +167,41 @@ class RoomCreator:
         if spec.visibility == "public":
             await self._rooms.set_public(room_id, True)
         return room_id
+
+    async def _claim_room(
+        self, spec: RoomSpec, content: dict[str, Any], alias: str | None
+    ) -> tuple[Event, RoomInfo]:
+        """Build the create event and insert its room (and alias), on a free room ID.
+
+        A v12 room ID is the create event's hash, and the only thing that sets
+        apart two identical requests from one user is `origin_server_ts`
+        (milliseconds). When the ID is taken, the timestamp moves one
+        millisecond earlier and the event is built again: the event stays an
+        ordinary, valid create event, and it is never dated after the events
+        that follow it. Older versions just draw a new random ID.
+        """
+        rv = spec.room_version
+        now = self._clock.time_ms()
+        for attempt in range(_CLAIM_ATTEMPTS):
+            room_id = (
+                None if rv.room_id_from_create_event else f"!{secrets.token_urlsafe(18)}:{self._server_name}"
+            )
+            try:
+                create_event = self._builder.build_create_event(
+                    rv, room_id, spec.creator, content, origin_server_ts=now - attempt
+                )
+            except Exception as e:  # InvalidPDU from bad creation_content
+                raise MatrixError(400, "M_BAD_JSON", f"Invalid creation_content: {e}") from e
+            try:
+                async with self._db.write() as conn:
+                    room = await self._rooms.create(conn, create_event.room_id, rv, now)
+                    if alias is not None and self._aliases is not None:
+                        await self._aliases.reserve(conn, alias, room.room_id, spec.creator)
+            except RoomIdTaken:
+                continue
+            return create_event, room
+        # Only a flood of identical requests within one millisecond gets here.
+        raise limit_exceeded(retry_after_ms=1)
 
     async def _send(
         self, room: RoomInfo, sender: str, event_type: str, state_key: str | None, content: Mapping[str, Any]

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from hearth.core.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from hearth.storage import dialect
@@ -36,6 +37,10 @@ class Extremity:
     state_after_nid: int | None
 
 
+class RoomIdTaken(Exception):
+    """The room ID already names a room (a v12 create event built twice)."""
+
+
 class RoomsStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -44,18 +49,22 @@ class RoomsStore:
     async def create(
         self, conn: DbConnection, room_id: str, room_version: RoomVersion, now_ms: int
     ) -> RoomInfo:
-        nid = (
-            await conn.execute(
-                insert(rooms)
-                .values(
-                    room_id=room_id,
-                    room_version=room_version.identifier,
-                    created_ts=now_ms,
-                    is_public=False,
+        """Insert the room row; raises RoomIdTaken (the caller's transaction is then lost)."""
+        try:
+            nid = (
+                await conn.execute(
+                    insert(rooms)
+                    .values(
+                        room_id=room_id,
+                        room_version=room_version.identifier,
+                        created_ts=now_ms,
+                        is_public=False,
+                    )
+                    .returning(rooms.c.room_nid)
                 )
-                .returning(rooms.c.room_nid)
-            )
-        ).scalar_one()
+            ).scalar_one()
+        except IntegrityError as e:
+            raise RoomIdTaken(room_id) from e
         return RoomInfo(nid, room_id, room_version)
 
     async def get(self, room_id: str) -> RoomInfo | None:

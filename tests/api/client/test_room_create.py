@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from hearth.core.events import Event
+from tests.helpers.clock import FakeClock
 from tests.helpers.homeserver import MatrixTestClient
 
 
@@ -15,6 +19,17 @@ async def room_state(client: MatrixTestClient, room_id: str) -> dict[tuple[str, 
         keys = await client.hs.state_store.keys_for_nids(conn, nids)
         evs = await client.hs.event_store.by_nids(conn, nids.values())
     return {keys[k]: dict(evs[e].event.content) for k, e in nids.items()}
+
+
+async def _create_event(client: MatrixTestClient, room_id: str) -> Event:
+    room = await client.hs.room_store.get(room_id)
+    assert room is not None
+    async with client.hs.db.read() as conn:
+        nids = await client.hs.state_store.current_event_nids(conn, room.room_nid)
+        keys = await client.hs.state_store.keys_for_nids(conn, nids)
+        create_nid = next(e for k, e in nids.items() if keys[k] == ("m.room.create", ""))
+        evs = await client.hs.event_store.by_nids(conn, [create_nid])
+    return evs[create_nid].event
 
 
 async def test_create_room_defaults_to_v12_private(client: MatrixTestClient) -> None:
@@ -93,3 +108,43 @@ async def test_bad_requests(client: MatrixTestClient, body: dict[str, object], e
 async def test_requires_auth(client: MatrixTestClient) -> None:
     resp = await client.request("POST", "/_matrix/client/v3/createRoom", json={}, expect=401)
     assert resp["errcode"] == "M_MISSING_TOKEN"
+
+
+async def test_identical_v12_rooms_in_the_same_millisecond_are_distinct(
+    client: MatrixTestClient, fake_clock: FakeClock,
+) -> None:
+    # v12 room IDs are the create event's reference hash; with the clock frozen
+    # two identical requests would build the same create event.
+    alice, token = await client.user("alice")
+    first = await client.create_room(token, name="Same")
+    second = await client.create_room(token, name="Same")
+    third, fourth = await asyncio.gather(client.create_room(token, name="Same"),
+                                         client.create_room(token, name="Same"))
+    room_ids = [first, second, third, fourth]
+    assert len(set(room_ids)) == 4
+    for room_id in room_ids:
+        create = await _create_event(client, room_id)
+        # Still a valid v12 create event: no room_id of its own, and the room ID
+        # is its event ID with the other sigil.
+        assert "room_id" not in create.pdu
+        assert room_id == "!" + create.event_id[1:]
+        assert create.content == {"room_version": "12"}
+        assert abs(create.origin_server_ts - fake_clock.time_ms()) < 1000
+        state = await room_state(client, room_id)
+        assert state[("m.room.member", alice)]["membership"] == "join"
+        assert state[("m.room.name", "")] == {"name": "Same"}
+        await client.send_message(token, room_id, "still works")
+
+
+async def test_identical_v12_rooms_beyond_the_retry_bound_are_rate_limited(
+    client: MatrixTestClient, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("hearth.rooms.create._CLAIM_ATTEMPTS", 2)
+    _, token = await client.user("alice")
+    await client.create_room(token)
+    await client.create_room(token)
+    body = await client.request("POST", "/_matrix/client/v3/createRoom", token=token, json={}, expect=429)
+    assert body["errcode"] == "M_LIMIT_EXCEEDED"
+    # Nothing half-made: a later millisecond creates the room normally.
+    fake_clock.advance(1)
+    await client.create_room(token)
