@@ -58,12 +58,14 @@ from hearth.storage.search import SearchStore
 from hearth.storage.state import StateStore
 from hearth.storage.sync import SyncStore
 from hearth.storage.timeline import TimelineStore
+from hearth.storage.to_device import ToDeviceStore
 from hearth.storage.uia import UIASessionsStore
 from hearth.storage.user_directory import UserDirectoryStore
 from hearth.storage.users import UsersStore
 from hearth.sync.service import SyncService
 from hearth.sync.streams.presence import PresenceStream
 from hearth.sync.streams.receipts import ReceiptsStream
+from hearth.sync.streams.to_device import ToDeviceStream
 from hearth.sync.streams.typing import TypingStream
 from hearth.users.account_data import AccountDataService
 from hearth.users.accounts import AccountService
@@ -79,6 +81,7 @@ from hearth.users.profile import ProfileService
 from hearth.users.registration import RegistrationService, SharedSecretRegistration
 from hearth.users.sessions import SessionService
 from hearth.users.tags import TagsService
+from hearth.users.to_device import ToDeviceService
 from hearth.users.uia import UIAService
 
 
@@ -139,6 +142,7 @@ class Homeserver:
     receipts: ReceiptsService
     typing: TypingService
     presence: PresenceService
+    to_device: ToDeviceService
 
     @classmethod
     async def start(cls, config: HearthConfig, *, clock: Clock | None = None) -> Homeserver:
@@ -224,6 +228,8 @@ class Homeserver:
         sync.add_stream(ReceiptsStream(db=db, store=receipts_store))
         sync.add_stream(TypingStream(typing=typing))
         sync.add_stream(PresenceStream(db=db, store=presence_store, presence=presence))
+        to_device_store = ToDeviceStore()
+        sync.add_stream(ToDeviceStream(db=db, store=to_device_store))
         return cls(
             config=config,
             db=db,
@@ -301,6 +307,8 @@ class Homeserver:
             receipts=receipts,
             typing=typing,
             presence=presence,
+            to_device=ToDeviceService(db=db, store=to_device_store, notifier=notifier, clock=clock,
+                                      server_name=config.server_name),
         )
 
     async def close(self) -> None:

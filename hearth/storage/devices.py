@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from hearth.storage import dialect
 from hearth.storage.db import Database, DbConnection
 from hearth.storage.tables import access_tokens, devices, refresh_tokens
+from hearth.storage.to_device import delete_for_devices
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,8 @@ class DevicesStore:
             access_tokens.c.user_id == user_id, access_tokens.c.device_id.in_(device_ids))))
         await conn.execute(delete(refresh_tokens).where(and_(
             refresh_tokens.c.user_id == user_id, refresh_tokens.c.device_id.in_(device_ids))))
+        # A deleted device's to-device inbox goes with it.
+        await delete_for_devices(conn, user_id, device_ids)
 
     async def delete_all_devices(self, user_id: str, *, except_device: str | None = None) -> list[str]:
         """Log a user out everywhere (but `except_device`); returns the removed devices."""

@@ -507,3 +507,31 @@ presence = Table(
     Index("presence_stream", "stream_id"),
     Index("presence_state", "state"),
 )
+
+# --- to-device messages -----------------------------------------------------------
+
+# Each device's inbox of send-to-device messages, kept until the device syncs
+# with a token past them (acknowledgement). `stream_id` is the position on the
+# "to_device" stream of the send that queued it: one position per request, so
+# a device has at most one message at each position.
+to_device_inbox = Table(
+    "to_device_inbox",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("device_id", Text, primary_key=True),
+    Column("stream_id", BigInteger, primary_key=True),
+    Column("sender", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("content", Text, nullable=False),
+)
+
+# Transaction ids of PUT /sendToDevice/{type}/{txnId}, per sending device, so a
+# retried request is not delivered twice.
+to_device_txns = Table(
+    "to_device_txns",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("device_id", Text, primary_key=True),
+    Column("txn_id", Text, primary_key=True),
+    Column("created_ts", BigInteger, nullable=False),
+)

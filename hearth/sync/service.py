@@ -225,11 +225,10 @@ class SyncService:
             if rooms_of_kind:
                 rooms[name] = rooms_of_kind
         response: dict[str, Any] = {
-            "next_batch": str(upto),
+            "next_batch": str(replace(upto, **ctx.stopped_at)),
             "rooms": rooms,
             "account_data": {"events": global_account_data},
             "presence": {"events": []},
-            "to_device": {"events": []},
             "device_lists": {"changed": [], "left": []},
             "device_one_time_keys_count": {},
             **ctx.top_level,

@@ -35,6 +35,7 @@ from hearth.api.client import (
     sync,
     tags,
     thirdparty,
+    to_device,
     typing,
     user_directory,
     versions,
@@ -45,7 +46,7 @@ _MODULES = (
     room_create, room_send, membership,
     room_state, messages, redaction, report,
     relations, search, user_directory, tags,
-    sync, receipts, read_markers, typing, presence,
+    sync, receipts, read_markers, typing, presence, to_device,
     pushrules, pushers, notifications,
     directory, room_upgrades, room_summary, space_hierarchy,
 )

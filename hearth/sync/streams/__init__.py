@@ -31,6 +31,9 @@ class SyncContext:
     ephemeral: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # Top-level sections to set in the response (presence, to_device, device_lists, ...).
     top_level: dict[str, Any] = field(default_factory=dict)
+    # Token field -> position for next_batch below `upto`, for a stream that
+    # delivered only part of what is pending (the rest comes next time).
+    stopped_at: dict[str, int] = field(default_factory=dict)
     news: bool = False
 
     def add_ephemeral(self, room_id: str, event: dict[str, Any]) -> None:
