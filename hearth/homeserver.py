@@ -193,9 +193,9 @@ class Homeserver:
         aliases = AliasService(db=db, aliases=alias_store, rooms=room_store, directory=directory_store,
                                reader=state_reader, users=users, persister=persister, sender=room_sender,
                                server_name=config.server_name, clock=clock)
-        room_creator = RoomCreator(db=db, rooms=room_store, builder=event_builder, persister=persister,
-                                   sender=room_sender, server_name=config.server_name, clock=clock,
-                                   aliases=aliases)
+        room_creator = RoomCreator(db=db, rooms=room_store, users=users, builder=event_builder,
+                                   persister=persister, sender=room_sender, server_name=config.server_name,
+                                   clock=clock, aliases=aliases)
         timeline = TimelineStore()
         visibility = HistoryVisibility(events=event_store, state=state_store, timeline=timeline)
         serializer = EventSerializer(events=event_store, state=state_store, timeline=timeline, clock=clock)

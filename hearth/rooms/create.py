@@ -24,6 +24,7 @@ from hearth.rooms.persist import EventPersister, EventRejected
 from hearth.rooms.send import RoomSender
 from hearth.storage.db import Database, DbConnection
 from hearth.storage.rooms import RoomIdTaken, RoomInfo, RoomsStore
+from hearth.storage.users import UsersStore
 
 PRESETS: dict[str, dict[str, str]] = {
     "private_chat": {"join_rule": "invite", "history_visibility": "shared", "guest_access": "can_join"},
@@ -116,6 +117,7 @@ class RoomCreator:
         *,
         db: Database,
         rooms: RoomsStore,
+        users: UsersStore,
         builder: EventBuilder,
         persister: EventPersister,
         sender: RoomSender,
@@ -126,6 +128,7 @@ class RoomCreator:
         self._db = db
         self._aliases = aliases
         self._rooms = rooms
+        self._users = users
         self._builder = builder
         self._persister = persister
         self._sender = sender
@@ -155,6 +158,7 @@ class RoomCreator:
             extra = content.get("additional_creators")
             merged = list(extra) if isinstance(extra, list) else []
             content["additional_creators"] = merged + [u for u in spec.invite if u not in merged]
+        join = await self._creator_join_content(spec.creator)
         create_event, room = await self._claim_room(spec, content, alias)
         room_id = room.room_id
         async with self._persister.locked(room_id):
@@ -162,7 +166,7 @@ class RoomCreator:
                 await self._persister.persist(room, create_event)
             except EventRejected as e:
                 raise MatrixError(400, "M_BAD_JSON", f"Invalid create event: {e.reason}") from e
-            for event_type, state_key, event_content in self._initial_events(spec):
+            for event_type, state_key, event_content in self._initial_events(spec, join):
                 await self._send(room, spec.creator, event_type, state_key, event_content)
         if spec.visibility == "public":
             await self._rooms.set_public(room_id, True)
@@ -203,16 +207,27 @@ class RoomCreator:
         # Only a flood of identical requests within one millisecond gets here.
         raise limit_exceeded(retry_after_ms=1)
 
+    async def _creator_join_content(self, creator: str) -> dict[str, Any]:
+        """The creator's join carries their profile, as any later join of theirs would."""
+        content: dict[str, Any] = {"membership": "join"}
+        profile = await self._users.get_profile(creator)
+        if profile is not None:
+            if profile.displayname is not None:
+                content["displayname"] = profile.displayname
+            if profile.avatar_url is not None:
+                content["avatar_url"] = profile.avatar_url
+        return content
+
     async def _send(
         self, room: RoomInfo, sender: str, event_type: str, state_key: str | None, content: Mapping[str, Any]
     ) -> None:
         await self._sender.send_locked(room, sender, event_type, content, state_key=state_key)
 
-    def _initial_events(self, spec: RoomSpec) -> list[tuple[str, str | None, dict[str, Any]]]:
+    def _initial_events(
+        self, spec: RoomSpec, join: dict[str, Any]
+    ) -> list[tuple[str, str | None, dict[str, Any]]]:
         preset = PRESETS[spec.preset]
-        out: list[tuple[str, str | None, dict[str, Any]]] = [
-            ("m.room.member", spec.creator, {"membership": "join"}),
-        ]
+        out: list[tuple[str, str | None, dict[str, Any]]] = [("m.room.member", spec.creator, join)]
         power = default_power_levels(spec)
         if spec.power_level_override:
             power.update(spec.power_level_override)
@@ -231,9 +246,10 @@ class RoomCreator:
         if spec.name is not None:
             state[("m.room.name", "")] = {"name": spec.name}
         if spec.topic is not None:
+            # v1.15 m.topic: a TopicContentBlock whose m.text lists representations.
             state[("m.room.topic", "")] = {
                 "topic": spec.topic,
-                "m.topic": [{"mimetype": "text/plain", "body": spec.topic}],
+                "m.topic": {"m.text": [{"mimetype": "text/plain", "body": spec.topic}]},
             }
         for key in preset_keys:
             out.append((key[0], key[1], state.pop(key)))

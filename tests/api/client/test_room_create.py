@@ -39,7 +39,8 @@ async def test_create_room_defaults_to_v12_private(client: MatrixTestClient) -> 
     assert state[("m.room.create", "")]["room_version"] == "12"
     assert state[("m.room.join_rules", "")] == {"join_rule": "invite"}
     assert state[("m.room.history_visibility", "")] == {"history_visibility": "shared"}
-    assert state[("m.room.member", alice)] == {"membership": "join"}
+    # The creator's join carries their profile (registration sets the localpart as name).
+    assert state[("m.room.member", alice)] == {"membership": "join", "displayname": "alice"}
     # v12: the creator has infinite power and is not listed in users.
     assert alice not in state[("m.room.power_levels", "")]["users"]  # type: ignore[operator]
 
@@ -56,7 +57,10 @@ async def test_public_preset_name_topic_and_initial_state(client: MatrixTestClie
     state = await room_state(client, room_id)
     assert state[("m.room.join_rules", "")] == {"join_rule": "public"}
     assert state[("m.room.name", "")] == {"name": "Pub"}
-    assert state[("m.room.topic", "")]["topic"] == "Drinks"
+    assert state[("m.room.topic", "")] == {
+        "topic": "Drinks",
+        "m.topic": {"m.text": [{"mimetype": "text/plain", "body": "Drinks"}]},
+    }
     # initial_state overrides the preset's guest access.
     assert state[("m.room.guest_access", "")] == {"guest_access": "can_join"}
 
@@ -148,3 +152,40 @@ async def test_identical_v12_rooms_beyond_the_retry_bound_are_rate_limited(
     # Nothing half-made: a later millisecond creates the room normally.
     fake_clock.advance(1)
     await client.create_room(token)
+
+
+async def test_creator_join_carries_current_profile(client: MatrixTestClient) -> None:
+    alice, token = await client.user("alice")
+    profile = f"/_matrix/client/v3/profile/{alice}"
+    await client.request("PUT", f"{profile}/displayname", token=token, json={"displayname": "Alice A."})
+    await client.request("PUT", f"{profile}/avatar_url", token=token,
+                         json={"avatar_url": "mxc://test.local/alice"})
+    room_id = await client.create_room(token, room_version="10")
+    member = await client.request(
+        "GET", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.member/{alice}", token=token)
+    assert member == {"membership": "join", "displayname": "Alice A.", "avatar_url": "mxc://test.local/alice"}
+    joined = await client.request("GET", f"/_matrix/client/v3/rooms/{room_id}/joined_members", token=token)
+    assert joined["joined"][alice] == {"display_name": "Alice A.", "avatar_url": "mxc://test.local/alice"}
+
+
+async def test_creator_join_without_profile_fields_has_only_membership(client: MatrixTestClient) -> None:
+    alice, token = await client.user("alice")
+    await client.request("PUT", f"/_matrix/client/v3/profile/{alice}/displayname", token=token,
+                         json={"displayname": ""})
+    room_id = await client.create_room(token)
+    state = await room_state(client, room_id)
+    assert state[("m.room.member", alice)] == {"membership": "join"}
+
+
+async def test_topic_event_from_create_room_matches_the_schema(client: MatrixTestClient) -> None:
+    _, token = await client.user("alice")
+    room_id = await client.create_room(token, topic="Plans for **today**")
+    topic = await client.request(
+        "GET", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.topic/", token=token)
+    # m.room.topic.yaml: `topic` plus the v1.15 TopicContentBlock (`m.text` list).
+    assert topic == {
+        "topic": "Plans for **today**",
+        "m.topic": {"m.text": [{"mimetype": "text/plain", "body": "Plans for **today**"}]},
+    }
+    summary = await client.request("GET", f"/_matrix/client/v1/room_summary/{room_id}", token=token)
+    assert summary["topic"] == "Plans for **today**"
