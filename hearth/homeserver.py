@@ -196,6 +196,9 @@ class Homeserver:
         room_creator = RoomCreator(db=db, rooms=room_store, users=users, builder=event_builder,
                                    persister=persister, sender=room_sender, server_name=config.server_name,
                                    clock=clock, aliases=aliases)
+        membership = MembershipService(db=db, aliases=aliases, rooms=room_store, users=users,
+                                       persister=persister, sender=room_sender,
+                                       server_name=config.server_name)
         timeline = TimelineStore()
         visibility = HistoryVisibility(events=event_store, state=state_store, timeline=timeline)
         serializer = EventSerializer(events=event_store, state=state_store, timeline=timeline, clock=clock)
@@ -256,7 +259,7 @@ class Homeserver:
                 ids=ids, clock=clock,
             ),
             device_manager=DeviceService(devices=devices, sessions=sessions, clock=clock),
-            profiles=ProfileService(server_name=config.server_name, users=users),
+            profiles=ProfileService(server_name=config.server_name, users=users, rooms=membership),
             account_data=account_data_service,
             filters=FilterService(store=filters),
             password_changes=PasswordChangeService(users=users, passwords=passwords, sessions=sessions),
@@ -271,10 +274,7 @@ class Homeserver:
             event_builder=event_builder,
             room_sender=room_sender,
             room_creator=room_creator,
-            membership=MembershipService(db=db, aliases=aliases,
-                                         rooms=room_store, users=users, persister=persister,
-                                         sender=room_sender,
-                                         server_name=config.server_name),
+            membership=membership,
             timeline_store=timeline,
             visibility=visibility,
             event_serializer=serializer,

@@ -33,6 +33,7 @@ server is the federation sender's job.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -47,6 +48,8 @@ from hearth.rooms.send import RoomSender
 from hearth.storage.db import Database
 from hearth.storage.rooms import RoomInfo, RoomsStore
 from hearth.storage.users import UsersStore
+
+log = logging.getLogger(__name__)
 
 MEMBER = "m.room.member"
 CREATE_KEY: StateKey = ("m.room.create", "")
@@ -275,26 +278,36 @@ class MembershipService:
         """A fresh join event, with the current profile, in each room the user is joined to.
 
         The spec's "events on change of profile information"; the caller is
-        whoever changed the profile. Rooms where the event is refused (say the
-        power levels now forbid it) are skipped, not fatal: the profile itself
-        has changed either way. Returns the new events' IDs.
+        whoever changed the profile. A room where the event fails (say the
+        power levels now forbid it, or a bug) is logged and skipped, never
+        fatal: the profile itself has changed either way, and the other rooms
+        still deserve the news. Returns the new events' IDs.
         """
         content = await self._content("join", user_id, None)
         sent: list[str] = []
         for room_id in await self._rooms.rooms_for_user(user_id, "join"):
-            room = await self._rooms.get(room_id)
-            if room is None:
+            try:
+                event_id = await self._propagate_to(user_id, room_id, content)
+            except MatrixError as e:
+                log.info("Profile of %s not sent to %s: %s", user_id, room_id, e)
                 continue
-            async with self._persister.locked(room_id):
-                view = await self._member_view(room, user_id, user_id)
-                current = view.member_event(user_id)
-                if current is None or current.membership != "join" or dict(current.content) == content:
-                    continue
-                try:
-                    sent.append(await self._send_member(room, view, user_id, user_id, dict(content)))
-                except MatrixError:
-                    continue
+            except Exception:
+                log.exception("Profile of %s not sent to %s", user_id, room_id)
+                continue
+            if event_id is not None:
+                sent.append(event_id)
         return sent
+
+    async def _propagate_to(self, user_id: str, room_id: str, content: Mapping[str, Any]) -> str | None:
+        room = await self._rooms.get(room_id)
+        if room is None:
+            return None
+        async with self._persister.locked(room_id):
+            view = await self._member_view(room, user_id, user_id)
+            current = view.member_event(user_id)
+            if current is None or current.membership != "join" or dict(current.content) == content:
+                return None
+            return await self._send_member(room, view, user_id, user_id, dict(content))
 
     # --- helpers ----------------------------------------------------------------
 

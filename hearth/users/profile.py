@@ -13,19 +13,25 @@ being the only ones stored, that keeps every profile far below the spec's
 64 KiB ceiling. An empty string or null clears a field, as clients have always
 done to remove an avatar.
 
-Changing a field does not yet send new `m.room.member` events to the user's
-rooms: that propagation belongs to the room server and is added with it.
+Changing a field sends a new `m.room.member` join, with the new profile, to
+every room the user is joined to (`ProfileRooms.propagate_profile`, the room
+server's job). That happens after the profile is stored and never fails the
+request: a room that refuses the event is skipped, and the profile has
+changed either way.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from typing import Literal
+from typing import Literal, Protocol
 
 from hearth.core.ids import is_valid_server_name
 from hearth.errors import forbidden, invalid_param, not_found
 from hearth.storage.encoding import is_storable_text
 from hearth.storage.users import Profile, UsersStore
+
+log = logging.getLogger(__name__)
 
 ProfileField = Literal["displayname", "avatar_url"]
 
@@ -42,10 +48,19 @@ def is_valid_mxc_uri(value: str) -> bool:
     return bool(sep) and is_valid_server_name(server) and _MEDIA_ID.fullmatch(media_id) is not None
 
 
+class ProfileRooms(Protocol):
+    """What a profile change needs from the room server (`hearth.rooms.membership`)."""
+
+    async def propagate_profile(self, user_id: str) -> list[str]:
+        """Send the current profile to each joined room, skipping rooms that fail."""
+        ...
+
+
 class ProfileService:
-    def __init__(self, *, server_name: str, users: UsersStore) -> None:
+    def __init__(self, *, server_name: str, users: UsersStore, rooms: ProfileRooms | None = None) -> None:
         self._server_name = server_name
         self._users = users
+        self._rooms = rooms
 
     def is_local(self, user_id: str) -> bool:
         return user_id.partition(":")[2] == self._server_name
@@ -69,6 +84,13 @@ class ProfileService:
         value = self.check_value(field, value)
         await self.get(user_id)
         await self._users.set_profile_field(user_id, field, value)
+        if self._rooms is None:
+            return
+        try:
+            await self._rooms.propagate_profile(user_id)
+        except Exception:
+            # Stored is stored: the rooms catch up with the next profile change.
+            log.exception("Profile change of %s not sent to its rooms", user_id)
 
     @staticmethod
     def check_can_edit(requester: str, user_id: str) -> None:

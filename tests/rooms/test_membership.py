@@ -257,12 +257,44 @@ async def test_propagate_profile(hs: Homeserver, fake_clock: FakeClock) -> None:
     assert await hs.membership.propagate_profile(BOB) != []  # the reason is dropped
     assert await hs.membership.propagate_profile(BOB) == []  # nothing changed since
 
+    # A profile change propagates by itself; calling again finds nothing to do.
+    before_left = await member_event_id(hs, left, BOB)
     await hs.profiles.set_field(BOB, BOB, "avatar_url", "mxc://test.local/new")
-    sent = await hs.membership.propagate_profile(BOB)
-    assert len(sent) == 2
-    for event_id in sent:
+    assert await hs.membership.propagate_profile(BOB) == []
+    for room_id in (first, second):
+        event_id = await member_event_id(hs, room_id, BOB)
+        assert event_id is not None
         assert dict((await event(hs, event_id)).content) == {
             "membership": "join", "displayname": "bob", "avatar_url": "mxc://test.local/new",
         }
     assert await hs.membership.joined_rooms(BOB) == sorted([first, second])
-    assert await member_event_id(hs, left, BOB) not in sent
+    assert await member_event_id(hs, left, BOB) == before_left
+
+
+@pytest.mark.usefixtures("users")
+async def test_propagate_profile_skips_rooms_that_fail(
+    hs: Homeserver, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One room refuses the event (a Matrix error), another breaks (a bug):
+    # the profile change stands and the other rooms still get the news.
+    rooms = [await make_room(hs, fake_clock) for _ in range(4)]
+    for room_id in rooms:
+        await hs.membership.join(BOB, room_id)
+    real_send = hs.room_sender.send_locked
+
+    async def send_locked(room: Any, *args: Any, **kwargs: Any) -> Any:
+        if room.room_id == rooms[1]:
+            raise MatrixError(403, "M_FORBIDDEN", "refused")
+        if room.room_id == rooms[2]:
+            raise RuntimeError("disk on fire")
+        return await real_send(room, *args, **kwargs)
+
+    monkeypatch.setattr(hs.room_sender, "send_locked", send_locked)
+    await hs.profiles.set_field(BOB, BOB, "displayname", "Bobby")
+    assert (await hs.profiles.get(BOB)).displayname == "Bobby"
+    names = []
+    for room_id in rooms:
+        event_id = await member_event_id(hs, room_id, BOB)
+        assert event_id is not None
+        names.append((await event(hs, event_id)).content["displayname"])
+    assert names == ["Bobby", "bob", "bob", "Bobby"]

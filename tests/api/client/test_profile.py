@@ -191,3 +191,68 @@ async def test_put_accepts_query_token(client: MatrixTestClient) -> None:
     await client.request("PUT", f"{PROFILE}/{alice.user_id}/displayname?access_token={alice.token}",
                          json={"displayname": "Al"})
     assert (await client.request("GET", f"{PROFILE}/{alice.user_id}"))["displayname"] == "Al"
+
+
+# --- changes reach the user's rooms ------------------------------------------------
+
+
+async def _member(client: MatrixTestClient, token: str, room_id: str, user_id: str) -> Any:
+    return await client.request(
+        "GET", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.member/{user_id}", token=token)
+
+
+async def _joined(client: MatrixTestClient, token: str, room_id: str) -> Any:
+    body = await client.request("GET", f"/_matrix/client/v3/rooms/{room_id}/joined_members", token=token)
+    return body["joined"]
+
+
+async def test_displayname_change_reaches_every_joined_room(client: MatrixTestClient) -> None:
+    alice = await make_user(client.hs, "alice")
+    bob = await make_user(client.hs, "bob")
+    own = await client.create_room(bob.token, room_version="10")
+    others = [await client.create_room(alice.token, preset="public_chat") for _ in range(2)]
+    left = await client.create_room(alice.token, preset="public_chat")
+    for room_id in [*others, left]:
+        await client.request("POST", f"/_matrix/client/v3/join/{room_id}", token=bob.token, json={})
+    await client.request("POST", f"/_matrix/client/v3/rooms/{left}/leave", token=bob.token, json={})
+
+    await client.request("PUT", f"{PROFILE}/{bob.user_id}/displayname", token=bob.token,
+                         json={"displayname": "Robert"})
+
+    for room_id in [own, *others]:
+        assert await _member(client, bob.token, room_id, bob.user_id) == {
+            "membership": "join", "displayname": "Robert"}
+        # Another member sees the new name too.
+        reader = bob.token if room_id == own else alice.token
+        assert (await _joined(client, reader, room_id))[bob.user_id] == {"display_name": "Robert"}
+    # A room Bob left keeps his leave.
+    gone = await _member(client, alice.token, left, bob.user_id)
+    assert gone["membership"] == "leave"
+    assert bob.user_id not in await _joined(client, alice.token, left)
+
+
+async def test_avatar_change_and_clear_reach_joined_rooms(client: MatrixTestClient) -> None:
+    alice = await make_user(client.hs, "alice")
+    room_id = await client.create_room(alice.token)
+    url = "mxc://test.local/portrait"
+    await client.request("PUT", f"{PROFILE}/{alice.user_id}/avatar_url", token=alice.token,
+                         json={"avatar_url": url})
+    assert await _member(client, alice.token, room_id, alice.user_id) == {
+        "membership": "join", "displayname": "alice", "avatar_url": url}
+    assert (await _joined(client, alice.token, room_id))[alice.user_id] == {
+        "display_name": "alice", "avatar_url": url}
+    await client.request("PUT", f"{PROFILE}/{alice.user_id}/avatar_url", token=alice.token,
+                         json={"avatar_url": None})
+    assert await _member(client, alice.token, room_id, alice.user_id) == {
+        "membership": "join", "displayname": "alice"}
+
+
+async def test_setting_the_same_displayname_sends_no_member_event(client: MatrixTestClient) -> None:
+    alice = await make_user(client.hs, "alice")
+    room_id = await client.create_room(alice.token)
+    sync = await client.request("GET", "/_matrix/client/v3/sync", token=alice.token)
+    await client.request("PUT", f"{PROFILE}/{alice.user_id}/displayname", token=alice.token,
+                         json={"displayname": "alice"})
+    after = await client.request("GET", f"/_matrix/client/v3/sync?since={sync['next_batch']}&timeout=0",
+                                 token=alice.token)
+    assert room_id not in after.get("rooms", {}).get("join", {})
