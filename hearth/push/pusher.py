@@ -295,6 +295,16 @@ class PusherService:
         assert self._by_user is not None
         self._by_user[user_id] = stored
 
+    async def delete_all(self, user_id: str) -> None:
+        """Remove every pusher of a user (account deactivation), stored and in memory."""
+        await self.ensure_loaded()
+        async with self._db.write() as conn:
+            await self._store.delete_all_pushers(conn, user_id)
+        assert self._by_user is not None
+        for row in self._by_user.pop(user_id, ()):
+            # A delivery in progress finds its pusher gone and stops.
+            self._queues.pop(row.pusher_id, None)
+
     def _forget(self, user_id: str, app_id: str, pushkey: str) -> None:
         rows = (self._by_user or {}).get(user_id)
         if not rows:

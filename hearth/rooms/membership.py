@@ -271,6 +271,24 @@ class MembershipService:
         if current[0] in IN_ROOM or not await self._rooms.forget(room.room_nid, user_id):
             raise MatrixError(400, "M_UNKNOWN", "You must leave the room before forgetting it")
 
+    async def leave_all(self, user_id: str) -> list[str]:
+        """Leave every room, reject every invite and retract every knock (account deactivation).
+
+        Each room is its own change: one that fails is logged and skipped so
+        the others are still left. Returns the rooms left.
+        """
+        left: list[str] = []
+        for membership in IN_ROOM:
+            for room_id in await self._rooms.rooms_for_user(user_id, membership):
+                try:
+                    if await self.leave(user_id, room_id) is not None:
+                        left.append(room_id)
+                except MatrixError as e:
+                    log.info("%s could not leave %s: %s", user_id, room_id, e)
+                except Exception:
+                    log.exception("%s could not leave %s", user_id, room_id)
+        return left
+
     async def joined_rooms(self, user_id: str) -> list[str]:
         return await self._rooms.rooms_for_user(user_id, "join")
 

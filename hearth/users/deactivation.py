@@ -7,6 +7,13 @@ which evicts the tokens from the in-memory cache, so the user's tokens die
 before the response is sent. Marking first means a login racing with deactivation is refused by the
 login check on `Account.deactivated` rather than left with a fresh token.
 
+Then the account stops taking part: its pushers are deleted (nothing is
+pushed to a dead account's phones) and it leaves every room it is joined to,
+rejects its pending invites and retracts its knocks, one room at a time; a
+room that fails is logged and skipped. These steps follow the commit, so a
+crash between them leaves the account deactivated but still a member of some
+rooms (there is no resume of the leaving yet).
+
 With `erase` the spec also wants later joiners of the user's rooms to see
 their events redacted. The request is recorded (`UsersStore.is_erased`) for
 the room server to apply when it serves events; it does not do so yet. Third-
@@ -16,6 +23,8 @@ unbind from an identity server.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from hearth.storage.account_data import AccountDataStore
 from hearth.storage.db import Database
 from hearth.storage.filters import FiltersStore
@@ -23,14 +32,31 @@ from hearth.storage.users import UsersStore
 from hearth.users.sessions import SessionService
 
 
+class DeactivationRooms(Protocol):
+    """What deactivation needs from the room server (`hearth.rooms.membership`)."""
+
+    async def leave_all(self, user_id: str) -> list[str]:
+        """Leave every room, reject every invite, retract every knock; failures are skipped."""
+        ...
+
+
+class DeactivationPushers(Protocol):
+    """What deactivation needs from push delivery (`hearth.push.pusher`)."""
+
+    async def delete_all(self, user_id: str) -> None: ...
+
+
 class DeactivationService:
     def __init__(self, *, db: Database, users: UsersStore, account_data: AccountDataStore,
-                 filters: FiltersStore, sessions: SessionService) -> None:
+                 filters: FiltersStore, sessions: SessionService, rooms: DeactivationRooms,
+                 pushers: DeactivationPushers) -> None:
         self._db = db
         self._users = users
         self._account_data = account_data
         self._filters = filters
         self._sessions = sessions
+        self._rooms = rooms
+        self._pushers = pushers
 
     async def deactivate(self, user_id: str, *, erase: bool) -> None:
         async with self._db.write() as conn:
@@ -39,3 +65,5 @@ class DeactivationService:
                 await self._account_data.delete_all(conn, user_id)
                 await self._filters.delete_all(conn, user_id)
         await self._sessions.logout_all(user_id)
+        await self._pushers.delete_all(user_id)
+        await self._rooms.leave_all(user_id)

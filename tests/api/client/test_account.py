@@ -8,7 +8,7 @@ import pytest
 
 from hearth.errors import MatrixError
 from tests.helpers.homeserver import MatrixTestClient
-from tests.helpers.users import PASSWORD, login_device, make_user, password_auth
+from tests.helpers.users import PASSWORD, UserSession, login_device, make_user, password_auth
 
 WHOAMI = "/_matrix/client/v3/account/whoami"
 PASSWORD_URL = "/_matrix/client/v3/account/password"
@@ -293,3 +293,118 @@ async def test_deactivate_body_not_json(client: MatrixTestClient) -> None:
 async def test_deactivate_with_unknown_token(client: MatrixTestClient) -> None:
     resp = await client.request("POST", DEACTIVATE, token="hat_bogus", json={}, expect=401)
     assert resp["errcode"] == "M_UNKNOWN_TOKEN"
+
+
+# --- deactivation: rooms and pushers ----------------------------------------------------
+
+
+async def _membership(client: MatrixTestClient, token: str, room_id: str, user_id: str) -> str:
+    body = await client.request(
+        "GET", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.member/{user_id}", token=token)
+    return str(body["membership"])
+
+
+async def _rooms_of_bob(client: MatrixTestClient) -> tuple[UserSession, UserSession, dict[str, str]]:
+    """Alice's rooms: Bob joined to two (one a v10), invited to one, knocking on one."""
+    alice = await make_user(client.hs, "alice")
+    bob = await make_user(client.hs, "bob")
+    rooms = {
+        "joined": await client.create_room(alice.token, preset="public_chat"),
+        "joined_v10": await client.create_room(alice.token, preset="public_chat", room_version="10"),
+        "invited": await client.create_room(alice.token),
+        "knocked": await client.create_room(alice.token),
+        "untouched": await client.create_room(alice.token, preset="public_chat"),
+    }
+    for key in ("joined", "joined_v10"):
+        await client.request("POST", f"/_matrix/client/v3/join/{rooms[key]}", token=bob.token, json={})
+    await client.request("POST", f"/_matrix/client/v3/rooms/{rooms['invited']}/invite", token=alice.token,
+                         json={"user_id": bob.user_id})
+    await client.send_state(alice.token, rooms["knocked"], "m.room.join_rules", {"join_rule": "knock"})
+    await client.request("POST", f"/_matrix/client/v3/knock/{rooms['knocked']}", token=bob.token, json={})
+    return alice, bob, rooms
+
+
+async def test_deactivation_leaves_rooms_rejects_invites_and_retracts_knocks(
+        client: MatrixTestClient) -> None:
+    alice, bob, rooms = await _rooms_of_bob(client)
+    bob_id = bob.user_id
+    await client.request("POST", DEACTIVATE, token=bob.token, json={"auth": password_auth(bob_id, None)})
+    for key in ("joined", "joined_v10", "invited", "knocked"):
+        assert await _membership(client, alice.token, rooms[key], bob_id) == "leave", key
+    for key in ("joined", "joined_v10"):
+        joined = await client.request(
+            "GET", f"/_matrix/client/v3/rooms/{rooms[key]}/joined_members", token=alice.token)
+        assert list(joined["joined"]) == [alice.user_id]
+    # The leave is Bob's own, with no profile in it.
+    state = await client.request("GET", f"/_matrix/client/v3/rooms/{rooms['joined']}/state",
+                                 token=alice.token)
+    leave = next(e for e in state if e["type"] == "m.room.member" and e["state_key"] == bob_id)
+    assert leave["sender"] == bob_id and leave["content"] == {"membership": "leave"}
+    for membership in ("join", "invite", "knock"):
+        assert await client.hs.room_store.rooms_for_user(bob_id, membership) == []
+    # Alice's rooms are otherwise unchanged.
+    assert await _membership(client, alice.token, rooms["untouched"], alice.user_id) == "join"
+
+
+async def test_deactivation_with_erase_leaves_rooms_and_clears_profile(client: MatrixTestClient) -> None:
+    alice, bob, rooms = await _rooms_of_bob(client)
+    bob_id = bob.user_id
+    await client.request("PUT", f"/_matrix/client/v3/profile/{bob_id}/avatar_url", token=bob.token,
+                         json={"avatar_url": "mxc://test.local/bob"})
+    await client.request("POST", DEACTIVATE, token=bob.token,
+                         json={"auth": password_auth(bob_id, None), "erase": True})
+    assert await client.hs.room_store.rooms_for_user(bob_id, "join") == []
+    assert await _membership(client, alice.token, rooms["joined"], bob_id) == "leave"
+    profile = await client.hs.users.get_profile(bob_id, include_deactivated=True)
+    assert profile is not None and profile.displayname is None and profile.avatar_url is None
+    resp = await client.request("GET", f"/_matrix/client/v3/profile/{bob_id}", expect=404)
+    assert resp["errcode"] == "M_NOT_FOUND"
+
+
+async def test_deactivation_skips_a_room_that_fails(
+        client: MatrixTestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice, bob, rooms = await _rooms_of_bob(client)
+    bob_id = bob.user_id
+    real_leave = client.hs.membership.leave
+
+    async def leave(user_id: str, room_id: str, **kwargs: Any) -> str | None:
+        if room_id == rooms["joined"]:
+            raise RuntimeError("disk on fire")
+        return await real_leave(user_id, room_id, **kwargs)
+
+    monkeypatch.setattr(client.hs.membership, "leave", leave)
+    body = await client.request("POST", DEACTIVATE, token=bob.token,
+                                json={"auth": password_auth(bob_id, None)})
+    assert body == {"id_server_unbind_result": "success"}
+    assert await _membership(client, alice.token, rooms["joined"], bob_id) == "join"
+    for key in ("joined_v10", "invited", "knocked"):
+        assert await _membership(client, alice.token, rooms[key], bob_id) == "leave", key
+    account = await client.hs.users.get(bob_id)
+    assert account is not None and account.deactivated
+
+
+async def test_deactivation_deletes_pushers(client: MatrixTestClient) -> None:
+    alice = await make_user(client.hs, "alice")
+    bob = await make_user(client.hs, "bob")
+    for pushkey in ("key-1", "key-2"):
+        await client.request("POST", "/_matrix/client/v3/pushers/set", token=bob.token, json={
+            "kind": "http", "app_id": "com.example.app", "pushkey": pushkey, "app_display_name": "App",
+            "device_display_name": "Phone", "lang": "en", "append": True,
+            "data": {"url": "https://push.example.com/_matrix/push/v1/notify"},
+        })
+    await client.request("POST", "/_matrix/client/v3/pushers/set", token=alice.token, json={
+        "kind": "http", "app_id": "com.example.app", "pushkey": "alice-key", "app_display_name": "App",
+        "device_display_name": "Phone", "lang": "en",
+        "data": {"url": "https://push.example.com/_matrix/push/v1/notify"},
+    })
+    pushers = client.hs.pushers
+    assert len(await pushers.pushers_of(bob.user_id)) == 2
+    assert pushers.has_http_pushers(bob.user_id)
+
+    await client.request("POST", DEACTIVATE, token=bob.token,
+                         json={"auth": password_auth(bob.user_id, None)})
+    assert await pushers.pushers_of(bob.user_id) == []
+    assert not pushers.has_http_pushers(bob.user_id)
+    # Someone else's pusher is untouched.
+    assert [p["pushkey"] for p in await pushers.pushers_of(alice.user_id)] == ["alice-key"]
+    assert pushers.has_http_pushers(alice.user_id)
