@@ -19,6 +19,8 @@ final word; this service adds what the auth rules cannot know:
   instead of sending another, and leaving a room already left is a no-op;
 - profile changes reach the rooms (`propagate_profile`): a new join event
   with the current display name and avatar in every joined room;
+- a deactivated account leaves everything (`leave_all`): joins, invites
+  and knocks; in both, a room that fails is logged and skipped;
 - friendlier refusals for the common cases (kicking someone not in the room,
   unbanning someone not banned), which the auth rules would otherwise allow
   or word obscurely.
