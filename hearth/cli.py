@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -85,8 +86,19 @@ def main() -> None:
                    "Only used when ./hearth-data is created; edit `listeners` in the config after that.")
 def serve(config_path: Path | None, listen: str | None) -> None:
     """Run the homeserver until Ctrl-C or SIGTERM."""
+    # Starting allocates ~150,000 long-lived objects (modules, classes, tables,
+    # routes) and almost no garbage, yet the cyclic collector ran ~200 times
+    # over them: ~5% of the start's instructions. It stays off until every listener is
+    # up (see _serve_then_collect).
+    gc.disable()
+    try:
+        _serve(config_path, listen)
+    finally:
+        gc.enable()
+
+
+def _serve(config_path: Path | None, listen: str | None) -> None:
     from hearth.server import ServeError
-    from hearth.server import serve as serve_forever
 
     if config_path is None:
         config_path = DEFAULT_DATA_DIR / CONFIG_NAME
@@ -107,9 +119,32 @@ def serve(config_path: Path | None, listen: str | None) -> None:
         log.warning("Registration is open: anyone who can reach this server can create an account")
     click.echo(f"Hearth for {config.server_name}: clients connect to {config.client_base_url}")
     try:
-        _run(serve_forever(config))
+        _run(_serve_then_collect(config))
     except ServeError as e:
         raise click.ClickException(str(e)) from None
+
+
+async def _serve_then_collect(config: HearthConfig) -> None:
+    """Serve; once listening, collect the start's garbage, freeze the rest, resume GC.
+
+    Frozen objects are left out of every later collection, so full collections
+    under load walk only what the server allocated since.
+    """
+    from hearth.server import serve as serve_forever
+
+    ready = asyncio.Event()
+
+    async def resume_gc() -> None:
+        await ready.wait()
+        gc.collect()
+        gc.freeze()
+        gc.enable()
+
+    resume = asyncio.create_task(resume_gc())
+    try:
+        await serve_forever(config, ready=ready)
+    finally:
+        resume.cancel()
 
 
 @main.command("generate-config")
