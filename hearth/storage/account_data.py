@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, bindparam, delete, select
 
 from hearth.storage import dialect, streams
 from hearth.storage.db import Database, DbConnection
@@ -19,6 +19,13 @@ from hearth.storage.encoding import dumps_storable
 from hearth.storage.tables import account_data
 
 GLOBAL = ""
+
+# Read on every /messages page (the ignored-users list): built once.
+_GET = select(account_data.c.content).where(
+    account_data.c.user_id == bindparam("user_id"),
+    account_data.c.room_id == bindparam("room_id"),
+    account_data.c.type == bindparam("type"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +56,9 @@ class AccountDataStore:
         return position
 
     async def get(self, user_id: str, room_id: str, type_: str) -> dict[str, Any] | None:
+        params = {"user_id": user_id, "room_id": room_id, "type": type_}
         async with self._db.read() as conn:
-            raw = (await conn.execute(select(account_data.c.content).where(and_(
-                account_data.c.user_id == user_id, account_data.c.room_id == room_id,
-                account_data.c.type == type_,
-            )))).scalar_one_or_none()
+            raw = (await conn.execute(_GET, params)).scalar_one_or_none()
         return json.loads(raw) if raw is not None else None
 
     async def changed_since(self, user_id: str, since: int, upto: int | None = None

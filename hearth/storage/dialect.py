@@ -7,6 +7,7 @@ the engines disagree.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,30 @@ def upsert(
     return stmt.on_conflict_do_update(
         index_elements=list(conflict_cols),
         set_={c: stmt.excluded[c] for c in update_cols},
+    )
+
+
+def upsert_statement(
+    conn: DbConnection, table: Table, columns: Sequence[str], conflict_cols: Sequence[str]
+) -> Insert:
+    """`upsert` without the values, built once per shape: execute it with the values as parameters.
+
+    For hot paths (a write per event): building and cache-keying an INSERT ... ON
+    CONFLICT costs more CPU than SQLite takes to run it.
+    """
+    return _upsert_statement(conn.dialect.name, table, tuple(columns), tuple(conflict_cols))
+
+
+@functools.cache
+def _upsert_statement(dialect_name: str, table: Table, columns: tuple[str, ...],
+                      conflict_cols: tuple[str, ...]) -> Insert:
+    mod: Any = sqlite if dialect_name == "sqlite" else postgresql
+    stmt = mod.insert(table)
+    update_cols = [c for c in columns if c not in conflict_cols]
+    if not update_cols:
+        return stmt.on_conflict_do_nothing(index_elements=list(conflict_cols))
+    return stmt.on_conflict_do_update(
+        index_elements=list(conflict_cols), set_={c: stmt.excluded[c] for c in update_cols},
     )
 
 

@@ -22,7 +22,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, select, update
 
 from hearth.push.rules import DefaultRuleChange, PushRule
 from hearth.storage import dialect
@@ -46,6 +46,20 @@ PROCESSED_STREAM = "push_actions"
 UNTHREADED = ""
 MAIN = "main"
 _CHUNK = 500
+
+# Statements the push worker runs for every batch of events, built once.
+_COUNTS_IN_ROOM = select(
+    push_counts.c.user_id, push_counts.c.thread_id, push_counts.c.notification_count,
+    push_counts.c.highlight_count,
+).where(push_counts.c.room_nid == bindparam("room_nid"),
+        push_counts.c.user_id.in_(bindparam("user_ids", expanding=True)))
+_READ_POSITIONS = select(push_read.c.user_id, push_read.c.thread_id, push_read.c.stream_ordering).where(
+    push_read.c.room_nid == bindparam("room_nid"),
+    push_read.c.user_id.in_(bindparam("user_ids", expanding=True)),
+)
+_READ_COLUMNS = ("user_id", "room_nid", "thread_id", "stream_ordering")
+_COUNT_COLUMNS = ("user_id", "room_nid", "thread_id", "notification_count", "highlight_count")
+_COUNT_KEY = ("user_id", "room_nid", "thread_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +188,8 @@ class PushStore:
         return None if value is None else int(value)
 
     async def set_processed_position(self, conn: DbConnection, position: int) -> None:
-        await conn.execute(dialect.upsert(
-            conn, stream_counters, {"stream": PROCESSED_STREAM, "position": position}, ["stream"]
-        ))
+        stmt = dialect.upsert_statement(conn, stream_counters, ("stream", "position"), ("stream",))
+        await conn.execute(stmt, {"stream": PROCESSED_STREAM, "position": position})
 
     async def event_nids_between(self, conn: DbConnection, after: int, upto: int, limit: int
                                  ) -> list[tuple[int, int]]:
@@ -229,10 +242,7 @@ class PushStore:
         """(user, thread) -> read position in one room; thread "" is the unthreaded position."""
         out: dict[tuple[str, str], int] = {}
         for chunk in _chunks(sorted(user_ids)):
-            rows = await conn.execute(
-                select(push_read.c.user_id, push_read.c.thread_id, push_read.c.stream_ordering)
-                .where(push_read.c.room_nid == room_nid, push_read.c.user_id.in_(chunk))
-            )
+            rows = await conn.execute(_READ_POSITIONS, {"room_nid": room_nid, "user_ids": list(chunk)})
             for user_id, thread_id, stream in rows:
                 out[(user_id, thread_id)] = stream
         return out
@@ -252,20 +262,16 @@ class PushStore:
 
     async def set_read_position(self, conn: DbConnection, user_id: str, room_nid: int, thread_id: str,
                                 stream: int) -> None:
-        await conn.execute(dialect.upsert(conn, push_read, {
+        await conn.execute(dialect.upsert_statement(conn, push_read, _READ_COLUMNS, _COUNT_KEY), {
             "user_id": user_id, "room_nid": room_nid, "thread_id": thread_id, "stream_ordering": stream,
-        }, ["user_id", "room_nid", "thread_id"]))
+        })
 
     async def counts_in_room(self, conn: DbConnection, room_nid: int, user_ids: Collection[str]
                              ) -> dict[tuple[str, str], Counts]:
         """(user, thread) -> stored counts in one room."""
         out: dict[tuple[str, str], Counts] = {}
         for chunk in _chunks(sorted(user_ids)):
-            rows = await conn.execute(
-                select(push_counts.c.user_id, push_counts.c.thread_id, push_counts.c.notification_count,
-                       push_counts.c.highlight_count)
-                .where(push_counts.c.room_nid == room_nid, push_counts.c.user_id.in_(chunk))
-            )
+            rows = await conn.execute(_COUNTS_IN_ROOM, {"room_nid": room_nid, "user_ids": list(chunk)})
             for user_id, thread_id, n, h in rows:
                 out[(user_id, thread_id)] = Counts(n, h)
         return out
@@ -306,10 +312,10 @@ class PushStore:
                         push_counts.c.thread_id == thread_id,
                     ))
                 continue
-            await conn.execute(dialect.upsert(conn, push_counts, {
+            await conn.execute(dialect.upsert_statement(conn, push_counts, _COUNT_COLUMNS, _COUNT_KEY), {
                 "user_id": user_id, "room_nid": room_nid, "thread_id": thread_id,
                 "notification_count": c.notifications, "highlight_count": c.highlights,
-            }, ["user_id", "room_nid", "thread_id"]))
+            })
 
     async def recount(self, conn: DbConnection, user_id: str, room_nid: int, reads: dict[str, int]
                       ) -> dict[str, Counts]:

@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, insert, literal, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, insert, literal, select, tuple_, update
 
 from hearth.storage.db import DbConnection
 from hearth.storage.tables import event_relations, events, threads
@@ -38,6 +38,25 @@ _VALID_CHILD = and_(
     events.c.redacted_by.is_(None),
 )
 _CHILD_JOIN = event_relations.join(events, events.c.event_nid == event_relations.c.event_nid)
+
+# Bundled aggregations are summarised for every page of /messages and /sync: built once.
+_SUMMARIES = (
+    select(
+        event_relations.c.relates_to_id,
+        event_relations.c.rel_type,
+        events.c.room_nid,
+        func.count(),
+        func.max(events.c.stream_ordering),
+    )
+    .select_from(_CHILD_JOIN)
+    .where(
+        event_relations.c.relates_to_id.in_(bindparam("parent_ids", expanding=True)),
+        event_relations.c.rel_type.in_(AGGREGATED),
+        _VALID_CHILD,
+    )
+    .group_by(event_relations.c.relates_to_id, event_relations.c.rel_type, events.c.room_nid)
+)
+_SUMMARIES_IGNORING = _SUMMARIES.where(events.c.sender.not_in(bindparam("ignored", expanding=True)))
 
 async def note_thread_event(
     conn: DbConnection, room_nid: int, root_event_id: str, event_nid: int, stream: int
@@ -179,24 +198,11 @@ class RelationsStore:
     ) -> list[Summary]:
         """Count and latest stream position of the aggregated children of each parent."""
         out: list[Summary] = []
+        stmt = _SUMMARIES_IGNORING if ignored else _SUMMARIES
+        params: dict[str, Any] = {"ignored": sorted(ignored)} if ignored else {}
         for i in range(0, len(parent_ids), _CHUNK):
-            rows: list[Any] = list(await conn.execute(
-                select(
-                    event_relations.c.relates_to_id,
-                    event_relations.c.rel_type,
-                    events.c.room_nid,
-                    func.count(),
-                    func.max(events.c.stream_ordering),
-                )
-                .select_from(_CHILD_JOIN)
-                .where(
-                    event_relations.c.relates_to_id.in_(parent_ids[i : i + _CHUNK]),
-                    event_relations.c.rel_type.in_(AGGREGATED),
-                    _VALID_CHILD,
-                    *_not_from(ignored),
-                )
-                .group_by(event_relations.c.relates_to_id, event_relations.c.rel_type, events.c.room_nid)
-            ))
+            params["parent_ids"] = list(parent_ids[i : i + _CHUNK])
+            rows: list[Any] = list(await conn.execute(stmt, params))
             out.extend(Summary(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows)
         return out
 

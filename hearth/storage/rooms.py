@@ -20,6 +20,11 @@ _DELETE_EXTREMITIES = delete(forward_extremities).where(
 )
 _INSERT_EXTREMITY = insert(forward_extremities)
 _INSERT_TXN = insert(event_txn_ids)
+_EVENT_FOR_TXN = select(event_txn_ids.c.event_id).where(
+    event_txn_ids.c.user_id == bindparam("user_id"),
+    event_txn_ids.c.device_id == bindparam("device_id"),
+    event_txn_ids.c.txn_id == bindparam("txn_id"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,18 +243,9 @@ class RoomsStore:
     # --- transaction ids --------------------------------------------------------
 
     async def event_for_txn(self, user_id: str, device_id: str, txn_id: str) -> str | None:
+        params = {"user_id": user_id, "device_id": device_id, "txn_id": txn_id}
         async with self._db.read() as conn:
-            return (
-                await conn.execute(
-                    select(event_txn_ids.c.event_id).where(
-                        and_(
-                            event_txn_ids.c.user_id == user_id,
-                            event_txn_ids.c.device_id == device_id,
-                            event_txn_ids.c.txn_id == txn_id,
-                        )
-                    )
-                )
-            ).scalar()
+            return (await conn.execute(_EVENT_FOR_TXN, params)).scalar()
 
     async def record_txn(
         self, conn: DbConnection, user_id: str, device_id: str, txn_id: str, event_id: str, now_ms: int
