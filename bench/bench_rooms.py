@@ -22,9 +22,9 @@ What is measured, for each server on the same engine, rate limits off:
   server and the fastest round is reported.
 - **Database size**: once after setup (users, rooms) and once after all sends,
   each with the server stopped. SQLite: the database file plus any ``-wal`` and
-  ``-shm`` left after a ``wal_checkpoint(TRUNCATE)``. PostgreSQL:
-  ``pg_database_size``. Reported as the growth per 10,000 messages sent, and
-  the total.
+  ``-shm`` left after a ``wal_checkpoint(TRUNCATE)`` (and the share of free
+  pages in it). PostgreSQL: ``pg_database_size``. Reported as the growth per
+  10,000 messages sent, and the total.
 
 The two servers take turns (Hearth's own-room sends, then Synapse's, then
 Hearth's shared-room sends, ...), never both under load at once, so that other
@@ -67,6 +67,7 @@ from harness import (
     create_database,
     ensure_synapse_venv,
     environment,
+    git_commit,
     postgres_cluster,
     register_users,
     runqueue_wait_seconds,
@@ -125,19 +126,26 @@ class Server:
         assert self.running is not None
         return self.running.proc.pid
 
-    def db_bytes(self) -> int:
-        """Size of the server's database; call with the server stopped."""
+    def db_bytes(self) -> tuple[int, int]:
+        """(size of the server's database, bytes of it on SQLite's free list); with the server stopped.
+
+        Free pages are space a database file keeps after rows were deleted (e.g.
+        from staging tables); they are part of the file's size on disk.
+        """
         if self.pg is not None:
             cluster, dbname = self.pg
-            return _pg_database_size(cluster, dbname)
+            return _pg_database_size(cluster, dbname), 0
         assert self.sqlite_path is not None
-        with sqlite3.connect(self.sqlite_path) as conn:
+        conn = sqlite3.connect(self.sqlite_path)
+        try:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.close()
-        return sum(p.stat().st_size for p in (self.sqlite_path,
-                                                 self.sqlite_path.with_name(self.sqlite_path.name + "-wal"),
-                                                 self.sqlite_path.with_name(self.sqlite_path.name + "-shm"))
-                   if p.exists())
+            free = conn.execute("PRAGMA freelist_count").fetchone()[0] * conn.execute(
+                "PRAGMA page_size").fetchone()[0]
+        finally:
+            conn.close()
+        name = self.sqlite_path.name
+        files = [self.sqlite_path.with_name(name + suffix) for suffix in ("", "-wal", "-shm")]
+        return sum(f.stat().st_size for f in files if f.exists()), int(free)
 
 
 def _pg_database_size(cluster: PostgresCluster, dbname: str) -> int:
@@ -340,6 +348,7 @@ class RoomsResult:
     messages_sent: int = 0
     db_bytes_after_setup: int = 0
     db_bytes_after_run: int = 0
+    db_free_bytes_after_run: int = 0
 
     @property
     def db_growth_per_10k(self) -> float:
@@ -369,7 +378,7 @@ def bench_engine(servers: list[Server], args: argparse.Namespace,
             asyncio.run(prepare_rooms(server, args.clients))
         for server, result in zip(servers, results, strict=True):
             server.stop()
-            result.db_bytes_after_setup = server.db_bytes()
+            result.db_bytes_after_setup = server.db_bytes()[0]
             server.start()
             # Warm-up: a few sends per client into its own room (counted for the size).
             send_phase(server, server.own_rooms, warmup, "warmup", None)
@@ -403,7 +412,7 @@ def bench_engine(servers: list[Server], args: argparse.Namespace,
         for server, result in zip(servers, results, strict=True):
             result.pagination = min(result.pagination_rounds, key=lambda p: p.seconds)
             server.stop()
-            result.db_bytes_after_run = server.db_bytes()
+            result.db_bytes_after_run, result.db_free_bytes_after_run = server.db_bytes()
     finally:
         for server in servers:
             server.stop()
@@ -468,8 +477,15 @@ def markdown(hearth: RoomsResult, synapse: RoomsResult) -> str:
         for name, v in g.items()) + "."]
     waits = [(r.name, max(x.server_runqueue_wait_fraction for x in (r.own_rooms, r.shared_room) if x))
              for r in (hearth, synapse)]
-    out.append("Share of the send phases each server spent waiting for a CPU (other work on the machine): "
-               + ", ".join(f"{n} {w:.0%}" for n, w in waits) + ".")
+    out.append("Time each server's threads spent runnable but waiting for a CPU (other work on the machine), "
+               "per second of the send phases: " + ", ".join(f"{n} {w:.2f} s" for n, w in waits)
+               + ". Where this is large, messages/s and latency show the machine's limit; "
+               "CPU per message is the comparable figure.")
+    free = [(r.name, r.db_free_bytes_after_run / r.db_bytes_after_run) for r in (hearth, synapse)
+            if r.db_bytes_after_run and r.db_free_bytes_after_run]
+    if free:
+        out.append("Of the database file, free pages (deleted rows) after the run: "
+                   + ", ".join(f"{n} {f:.0%}" for n, f in free) + ".")
     gen = [(r.name, max(x.generator_cpu_fraction for x in (r.own_rooms, r.shared_room) if x))
            for r in (hearth, synapse)]
     out.append("Load generator CPU use during sends (1.0 = a whole core, i.e. it was the bottleneck): "
@@ -494,6 +510,7 @@ def main() -> None:
         args.clients, args.messages, args.warmup_messages, args.pagination_rounds = 4, 50, 2, 1
 
     load_before = warn_if_busy()
+    commit = git_commit()
     server_cpus, load_cpus = split_cpus(args.no_pin)
     venv = args.synapse_venv.resolve()
     synapse_version = ensure_synapse_venv(venv, args.postgres)
@@ -506,7 +523,7 @@ def main() -> None:
                    synapse_server(Path(tmp) / "synapse", engine, venv, cluster, server_cpus)]
         hearth, synapse = bench_engine(servers, args, cluster)
 
-    env = environment(synapse_version, server_cpus, load_cpus, args, load_before)
+    env = environment(synapse_version, server_cpus, load_cpus, args, load_before, commit)
     load = env["load_average_1min"]
     print(f"\n## Rooms: Hearth ({env['hearth_commit']}) vs Synapse {synapse_version}, "
           f"Python {env['python']}, {env['cpus']} CPUs"

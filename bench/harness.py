@@ -369,15 +369,22 @@ def warn_if_busy() -> tuple[float, float, float]:
 
 
 def git_commit() -> str:
+    """HEAD's short hash, with ``+dirty`` when hearth/ has uncommitted changes (what actually ran)."""
     res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return res.stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "hearth"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    return (res.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
 
 
 def environment(synapse_version: str, server_cpus: set[int] | None, load_cpus: set[int] | None,
-                args: Any, load_before: tuple[float, float, float]) -> dict[str, Any]:
-    """What a result depends on besides the code: versions, machine, pinning, options, load."""
+                args: Any, load_before: tuple[float, float, float],
+                commit: str | None = None) -> dict[str, Any]:
+    """What a result depends on besides the code: versions, machine, pinning, options, load.
+
+    Pass `commit` as read when the servers started: the tree may move during a long run.
+    """
     return {
-        "hearth_commit": git_commit(), "synapse_version": synapse_version,
+        "hearth_commit": commit or git_commit(), "synapse_version": synapse_version,
         "python": platform.python_version(), "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "pinning": None if server_cpus is None else {"server": sorted(server_cpus),
