@@ -42,9 +42,16 @@ class Subscription:
         self.room_ids |= new
 
     async def wait(self, timeout_s: float) -> bool:
-        """Wait for a notification (True) or the timeout (False); then re-arm."""
+        """Wait for a notification (True) or the timeout (False); then re-arm.
+
+        `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` wraps the
+        wait in a task of its own, which every parked long-poll would keep
+        (memory) and which costs two more loop turns between the notification
+        and the sync waking.
+        """
         try:
-            await asyncio.wait_for(self.event.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self.event.wait()
         except TimeoutError:
             return False
         self.event.clear()
