@@ -14,7 +14,7 @@ from sqlalchemy import and_, bindparam, func, select
 from hearth.core.room_versions import KNOWN_ROOM_VERSIONS
 from hearth.storage.db import DbConnection
 from hearth.storage.rooms import RoomInfo
-from hearth.storage.tables import events, room_members, rooms
+from hearth.storage.tables import current_state, events, room_members, rooms
 
 _IN_TIMELINE = and_(events.c.stream_ordering.is_not(None), events.c.rejected_reason.is_(None))
 
@@ -71,6 +71,15 @@ _STATE_AT = (
     .limit(1)
 )
 
+_WITH_STATE = (
+    select(current_state.c.room_nid)
+    .where(
+        current_state.c.room_nid.in_(bindparam("room_nids", expanding=True)),
+        current_state.c.state_key_nid.in_(bindparam("key_nids", expanding=True)),
+    )
+    .distinct()
+)
+
 
 class SyncStore:
     async def memberships(self, conn: DbConnection, user_id: str) -> list[Membership]:
@@ -116,6 +125,19 @@ class SyncStore:
             for nid, membership, count in rows:
                 out[nid][membership] = int(count)
         return out
+
+    async def rooms_with_state(
+        self, conn: DbConnection, room_nids: Iterable[int], key_nids: Iterable[int]
+    ) -> set[int]:
+        """The rooms among `room_nids` whose current state has any of `key_nids` (e.g. a name)."""
+        wanted, keys = list(room_nids), list(key_nids)
+        found: set[int] = set()
+        if not keys:
+            return found
+        for i in range(0, len(wanted), 500):
+            rows = await conn.execute(_WITH_STATE, {"room_nids": wanted[i : i + 500], "key_nids": keys})
+            found.update(r[0] for r in rows)
+        return found
 
     async def heroes(self, conn: DbConnection, room_nid: int, user_id: str, limit: int = 5) -> list[str]:
         """Members to name a room without a name by: joined/invited first, oldest first."""

@@ -39,9 +39,11 @@ from hearth.storage.db import Database, DbConnection
 from hearth.storage.events import EventsStore, StoredEvent
 from hearth.storage.positions import PositionTracker
 from hearth.storage.state import StateStore
+from hearth.storage.streams import ACCOUNT_DATA, all_positions
 from hearth.storage.sync import Membership, SyncStore
 from hearth.storage.timeline import EventMatch
 from hearth.sync.streams import SyncContext, SyncStream
+from hearth.sync.summary import RoomSummaries
 from hearth.sync.token import SyncToken
 from hearth.users.filters import Filter, RoomEventFilter
 from hearth.users.sessions import Requester
@@ -58,7 +60,6 @@ STRIPPED_STATE_KEYS: tuple[StateKey, ...] = (
     ("m.room.encryption", ""),
     ("m.room.topic", ""),
 )
-_NAMING_KEYS: tuple[StateKey, ...] = (("m.room.name", ""), ("m.room.canonical_alias", ""))
 # Sees every response before it is returned and may add to it (e.g. unread
 # notification counts for the joined rooms in it, in one query for all).
 ResponseHook = Callable[[SyncContext, dict[str, Any]], Awaitable[None]]
@@ -137,10 +138,14 @@ class SyncService:
         self._response_hooks.append(hook)
 
     async def current_token(self) -> SyncToken:
-        others = {s.token_key: await s.current_position() for s in self._streams}
-        return SyncToken(
-            events=self._positions.current, account_data=await self._account_data.current_position(), **others
-        )
+        """The positions every stream has reached: one query for all counter-backed streams."""
+        async with self._db.read() as conn:
+            counters = await all_positions(conn)
+        others = {
+            s.token_key: counters.get(s.counter, 0) if s.counter else await s.current_position()
+            for s in self._streams
+        }
+        return SyncToken(events=self._positions.current, account_data=counters.get(ACCOUNT_DATA, 0), **others)
 
     async def sync(
         self, requester: Requester, *, since: SyncToken | None, timeout_ms: int, full_state: bool, flt: Filter
@@ -173,6 +178,7 @@ class SyncService:
         knock: dict[str, Any] = {}
         leave: dict[str, Any] = {}
         joined: list[str] = []
+        newly_joined: list[int] = []
         async with self._db.read() as conn:
             memberships = await self._store.memberships(conn, user_id)
             changed = (
@@ -181,13 +187,21 @@ class SyncService:
                 else None
             )
             room_account_data, global_account_data = await self._account_data_since(user_id, since, upto)
+            summaries = RoomSummaries(self._store, self._state)
+            if since is None or full_state:  # every joined room gets a summary
+                await summaries.prefetch(conn, [
+                    m.room.room_nid for m in memberships
+                    if m.membership == "join" and _room_allowed(flt, m.room.room_id)
+                ])
             for m in memberships:
                 room_id = m.room.room_id
+                membership_changed = since is not None and since.events < m.stream_ordering <= upto.events
                 if m.membership == "join":
                     joined.append(room_id)
+                    if membership_changed:
+                        newly_joined.append(m.room.room_nid)
                 if not _room_allowed(flt, room_id):
                     continue
-                membership_changed = since is not None and since.events < m.stream_ordering <= upto.events
                 if m.membership == "join":
                     if (
                         changed is not None
@@ -197,7 +211,8 @@ class SyncService:
                     ):
                         continue
                     entry = await self._joined_room(
-                        conn, requester, m, since, upto, flt, full_state, room_account_data.get(room_id, [])
+                        conn, requester, m, since, upto, flt, full_state, room_account_data.get(room_id, []),
+                        summaries,
                     )
                     if entry is not None:
                         join[room_id] = entry
@@ -212,7 +227,8 @@ class SyncService:
                     membership_changed or (since is None and include_leave)
                 ):
                     leave[room_id] = await self._left_room(conn, requester, m, since, flt)
-        ctx = SyncContext(requester, since, upto, flt, [r for r in joined if _room_allowed(flt, r)])
+        ctx = SyncContext(requester, since, upto, flt, [r for r in joined if _room_allowed(flt, r)],
+                          newly_joined)
         for stream in self._streams:
             await stream.collect(ctx)
         for room_id, ephemeral in ctx.ephemeral.items():
@@ -241,6 +257,8 @@ class SyncService:
     async def _account_data_since(
         self, user_id: str, since: SyncToken | None, upto: SyncToken
     ) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+        if since is not None and since.account_data >= upto.account_data:
+            return {}, []  # nothing written since: no query
         entries = await self._account_data.changed_since(
             user_id, since.account_data if since else 0, upto.account_data
         )
@@ -284,6 +302,7 @@ class SyncService:
         flt: Filter,
         full_state: bool,
         account_data: list[dict[str, Any]],
+        summaries: RoomSummaries,
     ) -> dict[str, Any] | None:
         room = m.room
         newly_joined = since is not None and since.events < m.stream_ordering <= upto.events
@@ -331,7 +350,7 @@ class SyncService:
         }
         membership_news = any(s.event.type == "m.room.member" for s in [*visible, *state_events])
         if since is None or newly_joined or membership_news:
-            entry["summary"] = await self._summary(conn, m, requester.user_id)
+            entry["summary"] = await summaries.summary(conn, m, requester.user_id)
         return entry
 
     async def _state_events(
@@ -360,20 +379,6 @@ class SyncService:
         out = sorted(found.values(), key=lambda s: s.stream_ordering or 0)
         match = _match(state_filter)
         return [s for s in out if match is None or match.matches(s.event)]
-
-    async def _summary(self, conn: DbConnection, m: Membership, user_id: str) -> dict[str, Any]:
-        counts = (await self._store.member_counts(conn, [m.room.room_nid]))[m.room.room_nid]
-        summary: dict[str, Any] = {
-            "m.joined_member_count": counts.get("join", 0),
-            "m.invited_member_count": counts.get("invite", 0),
-        }
-        key_nids = await self._state.key_nids(conn, _NAMING_KEYS, create=False)
-        named = (
-            await self._state.current_event_nids(conn, m.room.room_nid, key_nids.values()) if key_nids else {}
-        )
-        if not named:
-            summary["m.heroes"] = await self._store.heroes(conn, m.room.room_nid, user_id)
-        return summary
 
     async def _stripped_state(self, conn: DbConnection, m: Membership) -> list[dict[str, Any]]:
         key_nids = await self._state.key_nids(conn, STRIPPED_STATE_KEYS, create=False)

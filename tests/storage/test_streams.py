@@ -94,3 +94,18 @@ async def test_position_is_visible_only_with_every_smaller_one(db: Database) -> 
         assert await streams.current_position(conn, "test") == 0
     release_first.set()
     assert (await t1, await t2) == (1, 2)
+
+
+async def test_all_positions_reads_every_stream_at_once(db: Database) -> None:
+    async with db.read() as conn:
+        before = await streams.all_positions(conn)  # rows the migrations seed
+    assert "a" not in before and "b" not in before
+    async with db.write() as conn:
+        await streams.next_position(conn, "a")
+        await streams.next_position(conn, "a")
+        await streams.next_position(conn, "b")
+    async with db.read() as conn:
+        positions = await streams.all_positions(conn)
+        assert positions == {**before, "a": 2, "b": 1}
+        for name, position in positions.items():
+            assert position == await streams.current_position(conn, name)

@@ -27,6 +27,9 @@ class SyncContext:
     flt: Filter
     # Rooms the user is joined to and the filter allows.
     joined_room_ids: list[str]
+    # Rooms (nids) the user joined in (since, upto] and is still in, whatever
+    # the filter says (an incremental sync; the service knows them already).
+    newly_joined_room_nids: list[int] = field(default_factory=list)
     # Room ID -> ephemeral events (m.typing, m.receipt) for rooms.join[...].ephemeral.
     ephemeral: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # Top-level sections to set in the response (presence, to_device, device_lists, ...).
@@ -44,6 +47,12 @@ class SyncContext:
 class SyncStream(Protocol):
     # The SyncToken field this stream's positions go in.
     token_key: str
+    # The `stream_counters` row holding the stream's current position, when it
+    # has one: `SyncService` then reads it together with the other streams' in
+    # one query (every /sync takes a token) and does not call
+    # `current_position`. None for positions kept elsewhere (typing, in memory).
+    @property
+    def counter(self) -> str | None: ...
 
     async def current_position(self) -> int: ...
 

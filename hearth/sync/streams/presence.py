@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from hearth.storage.db import Database
-from hearth.storage.presence import OFFLINE, PresenceRow, PresenceStore
+from hearth.storage.presence import OFFLINE, PRESENCE_STREAM, PresenceRow, PresenceStore
 from hearth.sync.streams import SyncContext
 from hearth.sync.streams.filtering import sender_wanted, type_wanted
 from hearth.users.presence import PresenceService
@@ -27,6 +27,7 @@ MAX_CHANGED = 5000
 
 class PresenceStream:
     token_key = "presence"
+    counter = PRESENCE_STREAM
 
     def __init__(self, *, db: Database, store: PresenceStore, presence: PresenceService) -> None:
         self._db = db
@@ -51,12 +52,10 @@ class PresenceStream:
                 since = ctx.since.presence
                 if since < upto:
                     changed = await self._store.changed_for(conn, user_id, since, upto, MAX_CHANGED)
-                if ctx.since.events < ctx.upto.events:
-                    new_rooms = await self._store.rooms_joined_between(
-                        conn, user_id, ctx.since.events, ctx.upto.events
+                if ctx.newly_joined_room_nids:
+                    present = await self._store.members_present(
+                        conn, ctx.newly_joined_room_nids, upto, INITIAL_LIMIT
                     )
-                    if new_rooms:
-                        present = await self._store.members_present(conn, new_rooms, upto, INITIAL_LIMIT)
         events: dict[str, dict[str, Any]] = {}
         for row, always in [*((r, False) for r in present), *((r, True) for r in changed)]:
             if not sender_wanted(part, row.user_id):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from hearth.storage.db import Database
-from hearth.storage.receipts import ReceiptsStore
+from hearth.storage.receipts import RECEIPTS_STREAM, ReceiptsStore
 from hearth.sync.streams import SyncContext
 from hearth.sync.streams.filtering import ephemeral_filter, ephemeral_room_wanted, sender_wanted, type_wanted
 
@@ -24,6 +24,7 @@ MAX_CHANGED_RECEIPTS = 5000
 
 class ReceiptsStream:
     token_key = "receipts"
+    counter = RECEIPTS_STREAM
 
     def __init__(self, *, db: Database, store: ReceiptsStore) -> None:
         self._db = db

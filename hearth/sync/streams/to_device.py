@@ -18,7 +18,7 @@ every device's inbox; a device with nothing pending gets `upto`.
 from __future__ import annotations
 
 from hearth.storage.db import Database
-from hearth.storage.to_device import ToDeviceStore
+from hearth.storage.to_device import TO_DEVICE_STREAM, ToDeviceStore
 from hearth.sync.streams import SyncContext
 
 # Messages per response (the spec recommends 100).
@@ -27,6 +27,7 @@ DEFAULT_LIMIT = 100
 
 class ToDeviceStream:
     token_key = "to_device"
+    counter = TO_DEVICE_STREAM
 
     def __init__(self, *, db: Database, store: ToDeviceStore, limit: int = DEFAULT_LIMIT) -> None:
         self._db = db

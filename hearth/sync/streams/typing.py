@@ -16,6 +16,7 @@ from hearth.sync.streams.filtering import ephemeral_filter, ephemeral_room_wante
 
 class TypingStream:
     token_key = "typing"
+    counter = None
 
     def __init__(self, *, typing: TypingService) -> None:
         self._typing = typing
