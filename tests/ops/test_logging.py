@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from hearth.config import LoggingConfig
-from hearth.logging_setup import AccessLogger, JsonFormatter, configure_logging, redact_url
+from hearth.logging_setup import AccessLogger, JsonFormatter, PlainFormatter, configure_logging, redact_url
 
 
 @pytest.mark.parametrize(("raw", "logged"), [
@@ -130,3 +130,36 @@ def test_plain_format_is_human_readable(restore_root_logging: None, monkeypatch:
 def test_json_formatter_keeps_non_ascii() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "caf\u00e9", None, None)
     assert json.loads(JsonFormatter().format(record))["msg"] == "caf\u00e9"
+
+
+@pytest.mark.parametrize("created", [1_700_000_000.0, 1_700_000_000.9996, 1_700_000_001.0004, 86_399.5])
+def test_plain_formatter_times_match_the_standard_formatter(created: float) -> None:
+    # The per-second cache must not change a single character of the line,
+    # including a second boundary crossed between two lines.
+    plain, standard = PlainFormatter(), logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for t in (created - 1, created, created + 0.0004, created + 1):
+        record = logging.LogRecord("hearth.test", logging.INFO, __file__, 1, "at %s", (t,), None)
+        record.created, record.msecs = t, (t - int(t)) * 1000
+        assert plain.format(record) == standard.format(record)
+
+
+def test_access_log_record_names_its_logger_and_level() -> None:
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    records: list[logging.LogRecord] = []
+    logger = logging.getLogger("test.access.record")
+    handler = Keep()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        request = make_mocked_request("GET", "/_matrix/client/versions")
+        AccessLogger(logger, "").log(request, web.Response(status=200), 0.001)
+        logger.setLevel(logging.WARNING)
+        AccessLogger(logger, "").log(request, web.Response(status=200), 0.001)
+    finally:
+        logger.removeHandler(handler)
+    assert len(records) == 1  # nothing at WARNING
+    assert (records[0].name, records[0].levelname) == ("test.access.record", "INFO")
+    assert records[0].getMessage().split()[1:] == ["GET", "/_matrix/client/versions", "200", "1.0ms"]
