@@ -195,6 +195,14 @@ def setup_synapse(root: Path, venv: Path, pg: tuple[PostgresCluster, str] | None
         "rc_invites": {"per_room": _HIGH, "per_user": _HIGH, "per_issuer": _HIGH},
         "rc_presence": {"per_user": _HIGH},
         "rc_delayed_event_mgmt": _HIGH,
+        # Newer Synapse limits these too (room creation: 10 then one a minute).
+        "rc_room_creation": _HIGH,
+        "rc_profile": _HIGH,
+        "rc_reports": _HIGH,
+        "rc_user_directory": _HIGH,
+        "rc_media_create": _HIGH,
+        "rc_key_requests": _HIGH,
+        "rc_third_party_invite": _HIGH,
     })
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     return ServerSetup(
