@@ -23,6 +23,10 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
+        # (method, endpoint, status) -> its request counter and latency histogram.
+        # `labels()` validates and locks on every call, so each pair is looked
+        # up once; one entry per series the registry keeps anyway.
+        self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.db_pool_checked_out = Gauge(
             "hearth_db_pool_connections_in_use", "Database connections checked out",
             registry=self.registry,
@@ -37,8 +41,13 @@ class Metrics:
         )
 
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, endpoint, str(status)).inc()
-        self.latency.labels(method, endpoint).observe(seconds)
+        key = (method, endpoint, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = (
+                self.requests.labels(method, endpoint, str(status)), self.latency.labels(method, endpoint))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def observe_pool(self, pool: object) -> None:
         """Read a SQLAlchemy pool's counters into the gauges (at scrape time).

@@ -60,7 +60,7 @@ from hearth.push.rules_service import PUSH_RULES_TYPE, PushRulesService
 from hearth.storage.db import Database, DbConnection
 from hearth.storage.events import EventsStore, StoredEvent, relation_of
 from hearth.storage.positions import PositionTracker
-from hearth.storage.push import MAIN, UNTHREADED, ActionRow, Counts, PushStore
+from hearth.storage.push import MAIN, UNTHREADED, ActionRow, Counts, CountsWrite, PushStore
 from hearth.storage.rooms import RoomsStore
 from hearth.storage.state import StateStore
 from hearth.sync.streams import SyncContext
@@ -232,15 +232,16 @@ class PushService:
                                        now, states, rows, pending)
         async with self._db.write() as conn:
             await self._store.insert_actions(conn, rows)
-            for (user_id, room_nid), st in states.items():
-                if not st.touched:
-                    continue
-                for thread_id, stream in st.new_reads.items():
-                    await self._store.set_read_position(conn, user_id, room_nid, thread_id, stream)
-                await self._store.write_counts(
-                    conn, room_nid, user_id, {t: Counts(n, h) for t, (n, h) in st.counts.items()},
-                    replace_all=st.replace_all,
-                )
+            touched = [(key, st) for key, st in states.items() if st.touched]
+            await self._store.set_read_positions(conn, [
+                (user_id, room_nid, thread_id, stream)
+                for (user_id, room_nid), st in touched for thread_id, stream in st.new_reads.items()
+            ])
+            await self._store.write_counts_many(conn, [
+                CountsWrite(room_nid, user_id, {t: Counts(n, h) for t, (n, h) in st.counts.items()},
+                            st.replace_all)
+                for (user_id, room_nid), st in touched
+            ])
             await self._store.set_processed_position(conn, new_position)
         self._processed = new_position
         if pending:

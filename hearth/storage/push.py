@@ -60,6 +60,10 @@ _READ_POSITIONS = select(push_read.c.user_id, push_read.c.thread_id, push_read.c
 _READ_COLUMNS = ("user_id", "room_nid", "thread_id", "stream_ordering")
 _COUNT_COLUMNS = ("user_id", "room_nid", "thread_id", "notification_count", "highlight_count")
 _COUNT_KEY = ("user_id", "room_nid", "thread_id")
+_CLEAR_COUNTS = delete(push_counts).where(
+    push_counts.c.user_id == bindparam("u"), push_counts.c.room_nid == bindparam("r"),
+)
+_DROP_COUNT = _CLEAR_COUNTS.where(push_counts.c.thread_id == bindparam("t"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,16 @@ class ActionRow:
 class Counts:
     notifications: int
     highlights: int
+
+
+@dataclass(frozen=True, slots=True)
+class CountsWrite:
+    """One user's counts in one room to store; `replace_all` first drops threads not in `counts`."""
+
+    room_nid: int
+    user_id: str
+    counts: dict[str, Counts]
+    replace_all: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,9 +276,16 @@ class PushStore:
 
     async def set_read_position(self, conn: DbConnection, user_id: str, room_nid: int, thread_id: str,
                                 stream: int) -> None:
-        await conn.execute(dialect.upsert_statement(conn, push_read, _READ_COLUMNS, _COUNT_KEY), {
-            "user_id": user_id, "room_nid": room_nid, "thread_id": thread_id, "stream_ordering": stream,
-        })
+        await self.set_read_positions(conn, [(user_id, room_nid, thread_id, stream)])
+
+    async def set_read_positions(self, conn: DbConnection, reads: Sequence[tuple[str, int, str, int]]
+                                 ) -> None:
+        """Store (user, room, thread, position) read positions, in one statement."""
+        if not reads:
+            return
+        await conn.execute(dialect.upsert_statement(conn, push_read, _READ_COLUMNS, _COUNT_KEY), [
+            {"user_id": u, "room_nid": r, "thread_id": t, "stream_ordering": pos} for u, r, t, pos in reads
+        ])
 
     async def counts_in_room(self, conn: DbConnection, room_nid: int, user_ids: Collection[str]
                              ) -> dict[tuple[str, str], Counts]:
@@ -300,22 +321,31 @@ class PushStore:
     async def write_counts(self, conn: DbConnection, room_nid: int, user_id: str,
                            counts: dict[str, Counts], *, replace_all: bool) -> None:
         """Store one user's counts in one room; `replace_all` first drops threads not in `counts`."""
-        if replace_all:
-            await conn.execute(delete(push_counts).where(
-                push_counts.c.user_id == user_id, push_counts.c.room_nid == room_nid
-            ))
-        for thread_id, c in counts.items():
-            if c.notifications == 0 and c.highlights == 0:
-                if not replace_all:
-                    await conn.execute(delete(push_counts).where(
-                        push_counts.c.user_id == user_id, push_counts.c.room_nid == room_nid,
-                        push_counts.c.thread_id == thread_id,
-                    ))
-                continue
-            await conn.execute(dialect.upsert_statement(conn, push_counts, _COUNT_COLUMNS, _COUNT_KEY), {
-                "user_id": user_id, "room_nid": room_nid, "thread_id": thread_id,
-                "notification_count": c.notifications, "highlight_count": c.highlights,
-            })
+        await self.write_counts_many(conn, [CountsWrite(room_nid, user_id, counts, replace_all)])
+
+    async def write_counts_many(self, conn: DbConnection, writes: Sequence[CountsWrite]) -> None:
+        """`write_counts` for many (user, room) pairs: one statement per kind of change, not per row.
+
+        A message in a room of N members changes N users' counts; on PostgreSQL
+        each statement is a round trip. The pairs are distinct, so the order
+        across them does not matter; within one, clearing comes first.
+        """
+        cleared = [{"u": w.user_id, "r": w.room_nid} for w in writes if w.replace_all]
+        dropped: list[dict[str, Any]] = []
+        kept: list[dict[str, Any]] = []
+        for w in writes:
+            for thread_id, c in w.counts.items():
+                if c.notifications or c.highlights:
+                    kept.append({"user_id": w.user_id, "room_nid": w.room_nid, "thread_id": thread_id,
+                                 "notification_count": c.notifications, "highlight_count": c.highlights})
+                elif not w.replace_all:
+                    dropped.append({"u": w.user_id, "r": w.room_nid, "t": thread_id})
+        if cleared:
+            await conn.execute(_CLEAR_COUNTS, cleared)
+        if dropped:
+            await conn.execute(_DROP_COUNT, dropped)
+        if kept:
+            await conn.execute(dialect.upsert_statement(conn, push_counts, _COUNT_COLUMNS, _COUNT_KEY), kept)
 
     async def recount(self, conn: DbConnection, user_id: str, room_nid: int, reads: dict[str, int]
                       ) -> dict[str, Counts]:

@@ -138,3 +138,16 @@ async def test_counts_unhandled_error_as_500(hs: Homeserver, aiohttp_client: Aio
     assert (await resp.json())["errcode"] == "M_UNKNOWN"
     samples = await _scrape(MatrixTestClient(http, hs))
     assert _value(samples, "hearth_http_requests_total", endpoint="/_test/broken", status="500") == 1
+
+
+def test_series_per_status_share_one_latency_histogram() -> None:
+    # Counter children are remembered per (method, endpoint, status); the
+    # latency histogram has no status label, so all three land in one series.
+    metrics = Metrics()
+    metrics.observe_request("GET", "/x", 200, 0.001)
+    metrics.observe_request("GET", "/x", 200, 0.002)
+    metrics.observe_request("GET", "/x", 404, 0.003)
+    samples = [s for f in text_string_to_metric_families(metrics.render().decode()) for s in f.samples]
+    assert _value(samples, "hearth_http_requests_total", endpoint="/x", method="GET", status="200") == 2
+    assert _value(samples, "hearth_http_requests_total", endpoint="/x", method="GET", status="404") == 1
+    assert _value(samples, "hearth_http_request_seconds_count", endpoint="/x", method="GET") == 3
