@@ -14,20 +14,25 @@ filter is stored as the client sent it, and GET returns that JSON.
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from hearth.errors import bad_json, forbidden, not_found
+from hearth.errors import bad_json, forbidden, invalid_param, not_found
 from hearth.storage.encoding import dumps_storable, is_encodable_json
 from hearth.storage.filters import FiltersStore
 
 # filter_id is a 32-bit integer column; larger IDs were never handed out.
 _MAX_FILTER_ID = 2**31 - 1
+# Parsed /sync filters kept in memory: one per active client is plenty.
+_SYNC_FILTER_CACHE_SIZE = 4096
 
 
 class _FilterPart(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+    # Frozen: parsed filters are shared between requests (FilterService.for_sync).
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
 
 
 def _ids_with_sigil(values: list[str] | None, sigil: str, what: str) -> list[str] | None:
@@ -105,6 +110,7 @@ class Filter(_FilterPart):
 class FilterService:
     def __init__(self, *, store: FiltersStore) -> None:
         self._store = store
+        self._parsed: OrderedDict[tuple[str, str], Filter] = OrderedDict()
 
     @staticmethod
     def check_owner(requester: str, user_id: str) -> None:
@@ -126,6 +132,29 @@ class FilterService:
         if raw is None:
             raise not_found("No such filter")
         return raw
+
+    async def for_sync(self, user_id: str, param: str) -> Filter:
+        """The filter a /sync names: a stored filter's ID or inline JSON, parsed.
+
+        A client sends the same filter on every /sync, so the parsed model is
+        remembered per (user, parameter). Stored filters never change once
+        created, and only deactivation deletes them, after which the user's
+        tokens no longer reach /sync.
+        """
+        key = (user_id, param)
+        cached = self._parsed.get(key)
+        if cached is not None:
+            self._parsed.move_to_end(key)
+            return cached
+        raw = param if param.lstrip().startswith("{") else await self.get_json(user_id, user_id, param)
+        try:
+            parsed = Filter.model_validate(json.loads(raw))
+        except (ValueError, ValidationError) as e:
+            raise invalid_param(f"Invalid filter: {e}") from None
+        self._parsed[key] = parsed
+        if len(self._parsed) > _SYNC_FILTER_CACHE_SIZE:
+            self._parsed.popitem(last=False)
+        return parsed
 
 
 def parse_filter_id(filter_id: str) -> int | None:

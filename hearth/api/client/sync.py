@@ -8,10 +8,7 @@ alone; see `hearth.users.presence`).
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
-from pydantic import ValidationError
 
 from hearth.api.auth import get_requester
 from hearth.api.errors import json_response, parse_bool, parse_int
@@ -29,12 +26,7 @@ async def _filter(request: web.Request, user_id: str) -> Filter:
     raw = request.query.get("filter")
     if raw is None:
         return Filter()
-    if not raw.lstrip().startswith("{"):
-        raw = await request.config_dict[HS].filters.get_json(user_id, user_id, raw)
-    try:
-        return Filter.model_validate(json.loads(raw))
-    except (ValueError, ValidationError) as e:
-        raise invalid_param(f"Invalid filter: {e}") from None
+    return await request.config_dict[HS].filters.for_sync(user_id, raw)
 
 
 @routes.get("/v3/sync")
