@@ -7,12 +7,14 @@ needs to fix it, rather than nio's summary of the failure.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import ClientResponse
-from nio import AsyncClient, AsyncClientConfig
+from nio import AsyncClient, AsyncClientConfig, RegisterResponse
 
 R = TypeVar("R")
 
@@ -72,3 +74,35 @@ class RecordingClient(AsyncClient):
             return resp.status, json.loads(text)
         except ValueError:
             return resp.status, text
+
+
+PASSWORD = "correct horse battery staple"
+_names = itertools.count()
+
+
+def unique_localpart(prefix: str) -> str:
+    """A localpart no other test (or xdist worker) sharing the server uses."""
+    return f"{prefix}{os.getpid()}_{next(_names)}"
+
+
+class Clients:
+    """Makes nio clients for a test and closes them all afterwards."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self._clients: list[RecordingClient] = []
+
+    def new(self, user: str = "") -> RecordingClient:
+        client = RecordingClient(self.base_url, user)
+        self._clients.append(client)
+        return client
+
+    async def registered(self, prefix: str, device_name: str = "nio e2e") -> RecordingClient:
+        client = self.new()
+        client.expect(await client.register(unique_localpart(prefix), PASSWORD, device_name=device_name),
+                      RegisterResponse)
+        return client
+
+    async def close(self) -> None:
+        for client in self._clients:
+            await client.close()

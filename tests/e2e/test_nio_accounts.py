@@ -7,9 +7,6 @@ test rather than in every test after it.
 
 from __future__ import annotations
 
-import itertools
-import os
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import pytest
@@ -29,52 +26,14 @@ from nio import (
 )
 
 from tests.e2e.conftest import SERVER_NAME
-from tests.e2e.nio_client import RecordingClient
+from tests.e2e.nio_client import PASSWORD, Clients, unique_localpart
 from tests.e2e.process import HearthProcess
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "correct horse battery staple"
-_names = itertools.count()
-
-
-def _localpart(prefix: str) -> str:
-    return f"{prefix}{os.getpid()}_{next(_names)}"
-
-
-class Clients:
-    """Makes nio clients for a test and closes them all afterwards."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self._clients: list[RecordingClient] = []
-
-    def new(self, user: str = "") -> RecordingClient:
-        client = RecordingClient(self.base_url, user)
-        self._clients.append(client)
-        return client
-
-    async def registered(self, prefix: str, device_name: str = "nio e2e") -> RecordingClient:
-        client = self.new()
-        client.expect(await client.register(_localpart(prefix), PASSWORD, device_name=device_name),
-                      RegisterResponse)
-        return client
-
-    async def close(self) -> None:
-        for client in self._clients:
-            await client.close()
-
-
-@pytest.fixture
-async def clients(hearth_server: HearthProcess) -> AsyncIterator[Clients]:
-    made = Clients(hearth_server.base_url)
-    yield made
-    await made.close()
-
-
 async def test_register(clients: Clients) -> None:
     client = clients.new()
-    localpart = _localpart("reg")
+    localpart = unique_localpart("reg")
     resp = client.expect(await client.register(localpart, PASSWORD, device_name="my phone"), RegisterResponse)
     assert resp.user_id == f"@{localpart}:{SERVER_NAME}"
     assert resp.device_id

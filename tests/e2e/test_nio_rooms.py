@@ -10,9 +10,7 @@ nio's own methods are used wherever nio has one; relations, threads and search
 
 from __future__ import annotations
 
-import itertools
-import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -25,7 +23,6 @@ from nio import (
     JoinedRoomsResponse,
     JoinResponse,
     MessageDirection,
-    RegisterResponse,
     RoomCreateResponse,
     RoomGetEventResponse,
     RoomInviteResponse,
@@ -36,43 +33,9 @@ from nio import (
     SyncResponse,
 )
 
-from tests.e2e.nio_client import RecordingClient
-from tests.e2e.process import HearthProcess
+from tests.e2e.nio_client import Clients, RecordingClient
 
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "correct horse battery staple"
-_names = itertools.count()
-
-
-def _localpart(prefix: str) -> str:
-    return f"{prefix}{os.getpid()}_{next(_names)}"
-
-
-class Clients:
-    """Makes registered nio clients for a test and closes them all afterwards."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self._clients: list[RecordingClient] = []
-
-    async def registered(self, prefix: str) -> RecordingClient:
-        client = RecordingClient(self.base_url)
-        self._clients.append(client)
-        client.expect(await client.register(_localpart(prefix), PASSWORD), RegisterResponse)
-        return client
-
-    async def close(self) -> None:
-        for client in self._clients:
-            await client.close()
-
-
-@pytest.fixture
-async def clients(hearth_server: HearthProcess) -> AsyncIterator[Clients]:
-    made = Clients(hearth_server.base_url)
-    yield made
-    await made.close()
-
 
 async def sync(client: RecordingClient, timeline_limit: int = 100) -> SyncResponse:
     """An incremental sync (nio carries `next_batch` forward itself)."""
