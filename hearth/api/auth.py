@@ -8,14 +8,14 @@ from hearth.api.keys import HS
 from hearth.errors import forbidden
 from hearth.users.sessions import Requester, require_token_value
 
-_REQUESTER = "hearth.requester"
+_REQUESTER = web.RequestKey("hearth.requester", Requester)
 
 
 async def get_requester(request: web.Request) -> Requester:
     """The authenticated requester, or M_MISSING_TOKEN / M_UNKNOWN_TOKEN."""
     cached = request.get(_REQUESTER)
     if cached is not None:
-        return cached  # type: ignore[no-any-return,unused-ignore]
+        return cached
     token = require_token_value(request.headers.get("Authorization"), request.query.get("access_token"))
     hs = request.config_dict[HS]
     requester = await hs.sessions.authenticate(token)
