@@ -16,7 +16,7 @@ Encoding errors (NaN, unknown types, lone surrogates, absurd nesting) become
 - duplicate object keys are rejected (two servers could otherwise read the
   same bytes as different events);
 - ``NaN``/``Infinity`` and numbers that overflow a float are always rejected;
-- lone UTF-16 surrogates written as ``\\udXXX`` escapes are rejected, since they
+- lone UTF-16 surrogates written as escapes (``\\ud800`` to ``\\udfff``) are rejected, since they
   cannot be encoded back to UTF-8 and so can never be hashed or signed;
 - with ``strict=True`` (room versions 6+, `RoomVersion.strict_canonical_json`)
   any number written with a fraction or exponent is rejected, and integers must

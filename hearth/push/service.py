@@ -237,7 +237,7 @@ class PushService:
                 (user_id, room_nid, thread_id, stream)
                 for (user_id, room_nid), st in touched for thread_id, stream in st.new_reads.items()
             ])
-            await self._store.write_counts_many(conn, [
+            await self._store.write_counts(conn, [
                 CountsWrite(room_nid, user_id, {t: Counts(n, h) for t, (n, h) in st.counts.items()},
                             st.replace_all)
                 for (user_id, room_nid), st in touched
@@ -467,11 +467,11 @@ class PushService:
             if reads.get(key, 0) >= stream:
                 return
             reads[key] = stream
-            await self._store.set_read_position(conn, user_id, room.room_nid, key, stream)
+            await self._store.set_read_positions(conn, [(user_id, room.room_nid, key, stream)])
             before = (await self._store.unread_counts(conn, user_id, [room.room_nid])).get(
                 room.room_nid, {})
             after = await self._store.recount(conn, user_id, room.room_nid, reads)
-            await self._store.write_counts(conn, room.room_nid, user_id, after, replace_all=True)
+            await self._store.write_counts(conn, [CountsWrite(room.room_nid, user_id, after, True)])
             changed = before != after
         if changed:
             await self._badge(user_id)

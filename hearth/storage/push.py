@@ -274,10 +274,6 @@ class PushStore:
                 out[(room_nid, thread_id)] = stream
         return out
 
-    async def set_read_position(self, conn: DbConnection, user_id: str, room_nid: int, thread_id: str,
-                                stream: int) -> None:
-        await self.set_read_positions(conn, [(user_id, room_nid, thread_id, stream)])
-
     async def set_read_positions(self, conn: DbConnection, reads: Sequence[tuple[str, int, str, int]]
                                  ) -> None:
         """Store (user, room, thread, position) read positions, in one statement."""
@@ -318,13 +314,8 @@ class PushStore:
         )).scalar()
         return int(value or 0)
 
-    async def write_counts(self, conn: DbConnection, room_nid: int, user_id: str,
-                           counts: dict[str, Counts], *, replace_all: bool) -> None:
-        """Store one user's counts in one room; `replace_all` first drops threads not in `counts`."""
-        await self.write_counts_many(conn, [CountsWrite(room_nid, user_id, counts, replace_all)])
-
-    async def write_counts_many(self, conn: DbConnection, writes: Sequence[CountsWrite]) -> None:
-        """`write_counts` for many (user, room) pairs: one statement per kind of change, not per row.
+    async def write_counts(self, conn: DbConnection, writes: Sequence[CountsWrite]) -> None:
+        """Store users' counts per room: one statement per kind of change, not per row.
 
         A message in a room of N members changes N users' counts; on PostgreSQL
         each statement is a round trip. The pairs are distinct, so the order
