@@ -43,9 +43,24 @@ def dump_json(body: Any) -> bytes:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+class _SentOnceResponse(web.Response):
+    """A response that lets go of its body once the body is sent.
+
+    aiohttp's connection loop keeps the last response of a keep-alive
+    connection referenced until the next request on that connection is
+    answered. A client long-polling /sync on the connection of its previous
+    sync would keep that whole body (after an initial sync: megabytes) alive
+    for the length of the poll.
+    """
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        await super().write_eof(data)
+        self.body = None
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON response without aiohttp's per-call dumps indirection."""
-    return web.Response(
+    return _SentOnceResponse(
         body=dump_json(body),
         status=status,
         headers={**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS,
