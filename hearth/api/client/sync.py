@@ -21,11 +21,15 @@ routes = web.RouteTableDef()
 
 MAX_TIMEOUT_MS = 10 * 60 * 1000
 
+# Filters are frozen, so every sync without one shares this (a parked long-poll
+# holds its filter for the whole wait).
+_NO_FILTER = Filter()
+
 
 async def _filter(request: web.Request, user_id: str) -> Filter:
     raw = request.query.get("filter")
     if raw is None:
-        return Filter()
+        return _NO_FILTER
     return await request.config_dict[HS].filters.for_sync(user_id, raw)
 
 
