@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from hearth.api.keys import HS
+from hearth.metrics import CONTENT_TYPE
 
 routes = web.RouteTableDef()
 
@@ -14,4 +14,4 @@ routes = web.RouteTableDef()
 async def metrics(request: web.Request) -> web.Response:
     hs = request.config_dict[HS]
     hs.metrics.observe_pool(hs.db.engine.pool)
-    return web.Response(body=hs.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=hs.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
