@@ -56,6 +56,7 @@ from hearth.storage.reports import ReportsStore
 from hearth.storage.rooms import RoomsStore
 from hearth.storage.search import SearchStore
 from hearth.storage.state import StateStore
+from hearth.storage.streams import StreamPositions
 from hearth.storage.sync import SyncStore
 from hearth.storage.timeline import TimelineStore
 from hearth.storage.to_device import ToDeviceStore
@@ -168,7 +169,8 @@ class Homeserver:
             db=db, sessions=UIASessionsStore(), tokens=registration_tokens, passwords=login,
             clock=clock, ids=ids, timeout_ms=config.uia_session_timeout_ms,
         )
-        account_data = AccountDataStore(db)
+        stream_positions = await StreamPositions.load(db)
+        account_data = AccountDataStore(db, stream_positions)
         filters = FiltersStore(db)
         signing_key = load_signing_key(config.signing_key_path)
         notifier = Notifier()
@@ -217,21 +219,21 @@ class Homeserver:
         push_rules = PushRulesService(db=db, store=push_store, account_data=account_data, notifier=notifier)
         pushers = PusherService(db=db, store=push_store, config=config.push, clock=clock)
         push = PushService(db=db, store=push_store, events=event_store, rooms=room_store, state=state_store,
-                           rules=push_rules, pushers=pushers, positions=event_positions, notifier=notifier,
+                           rules=push_rules, pushers=pushers, positions=event_positions, persister=persister,
                            clock=clock, server_name=config.server_name)
         sync.add_response_hook(push.sync_hook)
-        receipts_store, presence_store = ReceiptsStore(), PresenceStore()
+        receipts_store, presence_store = ReceiptsStore(stream_positions), PresenceStore(stream_positions)
         receipts = ReceiptsService(db=db, rooms=room_store, events=event_store, store=receipts_store,
                                    account_data=account_data, notifier=notifier, clock=clock)
         receipts.add_read_listener(push.mark_read)
         typing = TypingService(rooms=room_store, notifier=notifier, clock=clock)
         presence = PresenceService(db=db, store=presence_store, users=users, notifier=notifier, clock=clock,
                                    config=config.presence, server_name=config.server_name)
-        persister.add_sender_listener(presence.note_activity)
+        persister.add_persisted_listener(lambda stored, _: presence.note_activity(stored.event.sender))
         sync.add_stream(ReceiptsStream(db=db, store=receipts_store))
         sync.add_stream(TypingStream(typing=typing))
         sync.add_stream(PresenceStream(db=db, store=presence_store, presence=presence))
-        to_device_store = ToDeviceStore()
+        to_device_store = ToDeviceStore(stream_positions)
         sync.add_stream(ToDeviceStream(db=db, store=to_device_store))
         return cls(
             config=config,

@@ -1,14 +1,16 @@
 """Notifications: push actions for every new event for every local member, and unread counts.
 
-How it runs. The persister tells the notifier about each committed event; the
-push service's listener only wakes its worker task, so sending an event pays
-nothing for push. The worker walks the event stream in order from its durable
-position ("push_actions" in `stream_counters`) up to the persister's
-`current` position, in batches: one read of the batch's events, their rooms'
-joined members, the members' rulesets (cached), read positions and counts;
-then pure rule evaluation; then one write transaction that stores the
-notifications, the new counts and the new position together. After it
-commits, pushes go to the pusher service.
+How it runs. The persister hands each committed event to the push service's
+listener, which keeps it in memory and wakes the worker task, so sending an
+event pays nothing for push. The worker walks the event stream in order from
+its durable position ("push_actions" in `stream_counters`) up to the
+persister's `current` position, in batches: the batch's events (from memory
+when every one of them was handed over, else read back), their rooms' joined
+members and the current state the rules look at (both cached per room until
+the room's current state changes), the members' rulesets (cached), read
+positions and counts; then pure rule evaluation; then one write transaction
+that stores the notifications, the new counts and the new position together.
+After it commits, pushes go to the pusher service.
 
 Why counts are right when a sync reads them: /sync calls `caught_up(upto)`
 before reading counts, which returns at once if the worker is past `upto` and
@@ -16,7 +18,9 @@ otherwise processes up to it right there (under the same lock the worker
 uses). So the count for an event is in the same /sync response as the event,
 as the spec requires, whether or not the worker got there first. The
 position is durable, so after a crash the events not yet processed are
-processed on start.
+processed on start. The counts /sync reads are cached per (user, room): every
+count write happens here, under one lock, and puts its result in the cache
+once committed, so a woken long-poll reads no counts from the database.
 
 Who is evaluated for an event: local users joined to the room since before
 the event (their join's stream position is lower), except the sender; and a
@@ -52,11 +56,11 @@ from typing import Any
 from hearth.clock import Clock
 from hearth.core.events import Event, StateKey
 from hearth.core.power_levels import PowerLevels
-from hearth.notifier import Notifier
 from hearth.push.evaluator import Outcome, RoomFacts, evaluate
 from hearth.push.pusher import PusherService, PushNotification
 from hearth.push.rules import Ruleset
 from hearth.push.rules_service import PUSH_RULES_TYPE, PushRulesService
+from hearth.rooms.persist import EventPersister
 from hearth.storage.db import Database, DbConnection
 from hearth.storage.events import EventsStore, StoredEvent, relation_of
 from hearth.storage.positions import PositionTracker
@@ -68,6 +72,13 @@ from hearth.sync.streams import SyncContext
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
+# Handed-over events kept for the worker; past this (the worker is not
+# running: a CLI command, a test) the oldest go and batches read them back.
+RECENT_LIMIT = 10_000
+# Rooms whose members and state are cached.
+ROOM_CACHE_SIZE = 2_000
+# (user, room) pairs whose unread counts are cached.
+COUNTS_CACHE_SIZE = 50_000
 THREAD_HOPS = 3
 _CREATE: StateKey = ("m.room.create", "")
 _POWER_LEVELS: StateKey = ("m.room.power_levels", "")
@@ -110,6 +121,14 @@ class _UserRoom:
             self.read(thread_id, stream)
 
 
+@dataclass(slots=True)
+class _RoomCache:
+    """A room's joined members and the current state events looked up so far (None: absent)."""
+
+    members: dict[str, int] | None = None
+    state: dict[StateKey, Event | None] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class _Pending:
     user_id: str
@@ -129,7 +148,7 @@ class PushService:
         rules: PushRulesService,
         pushers: PusherService,
         positions: PositionTracker,
-        notifier: Notifier,
+        persister: EventPersister,
         clock: Clock,
         server_name: str,
         batch_size: int = BATCH_SIZE,
@@ -151,11 +170,28 @@ class PushService:
         self._task: asyncio.Task[None] | None = None
         self._starts = 0
         self._room_ids: OrderedDict[int, str] = OrderedDict()
-        notifier.add_room_event_listener(self._on_room_event)
+        self._recent: dict[int, StoredEvent] = {}  # stream ordering -> event, in stream order
+        self._rooms_cache: OrderedDict[int, _RoomCache] = OrderedDict()
+        # Bumped whenever a room's current state changes: a cache fill that
+        # read the database before the change must not be kept after it.
+        self._state_generation = 0
+        # (user, room nid) -> thread -> counts (only unread ones), as stored.
+        # Every count write (under `_lock`) puts its result here after commit
+        # and bumps the generation, so a fill that read before it is dropped.
+        self._counts: OrderedDict[tuple[str, int], dict[str, Counts]] = OrderedDict()
+        self._counts_generation = 0
+        persister.add_persisted_listener(self._on_persisted)
 
     # --- lifecycle ----------------------------------------------------------------
 
-    def _on_room_event(self, room_id: str, stream_ordering: int) -> None:
+    def _on_persisted(self, stored: StoredEvent, state_changed: bool) -> None:
+        if stored.stream_ordering is not None:
+            self._recent[stored.stream_ordering] = stored
+            if len(self._recent) > RECENT_LIMIT:
+                del self._recent[next(iter(self._recent))]
+        if state_changed:
+            self._state_generation += 1
+            self._rooms_cache.pop(stored.room_nid, None)
         self._wake.set()
 
     async def start(self) -> None:
@@ -215,20 +251,15 @@ class PushService:
         states: dict[tuple[str, int], _UserRoom] = {}
         now = self._clock.time_ms()
         async with self._db.read() as conn:
-            pairs = await self._store.event_nids_between(conn, after, target, self._batch_size)
-            new_position = pairs[-1][1] if len(pairs) == self._batch_size else target
-            found = await self._events.by_nids(conn, [nid for nid, _ in pairs])
-            batch = [
-                found[nid] for nid, _ in pairs
-                if nid in found and found[nid].rejected_reason is None and not found[nid].outlier
-            ]
+            new_position, events = await self._batch_events(conn, after, target)
+            batch = [s for s in events if s.rejected_reason is None and not s.outlier]
             by_room: dict[int, list[StoredEvent]] = {}
             for stored in batch:
                 by_room.setdefault(stored.room_nid, []).append(stored)
-            members = await self._store.joined_members(conn, by_room.keys()) if by_room else {}
+            members = await self._joined_members(conn, by_room.keys())
             threads = await self._threads(conn, batch)
             for room_nid, room_events in by_room.items():
-                await self._room_batch(conn, room_nid, room_events, members.get(room_nid, {}), threads,
+                await self._room_batch(conn, room_nid, room_events, members[room_nid], threads,
                                        now, states, rows, pending)
         async with self._db.write() as conn:
             await self._store.insert_actions(conn, rows)
@@ -244,8 +275,68 @@ class PushService:
             ])
             await self._store.set_processed_position(conn, new_position)
         self._processed = new_position
+        self._counts_generation += 1
+        for (user_id, room_nid), st in touched:
+            self._remember_counts(user_id, room_nid, {t: Counts(n, h) for t, (n, h) in st.counts.items()})
+        for stream in [s for s in self._recent if s <= new_position]:
+            del self._recent[stream]
         if pending:
             await self._push(pending)
+
+    async def _batch_events(self, conn: DbConnection, after: int, target: int
+                            ) -> tuple[int, list[StoredEvent]]:
+        """The next batch after `after` (at most `target`): its end position and events, in order.
+
+        Every position is taken by one event unless its persist failed, so
+        when each position of the batch was handed over the events are all in
+        memory; a gap (a failed persist, or events persisted before this
+        process started) reads the batch from the database instead.
+        """
+        end = min(target, after + self._batch_size)
+        recent = [self._recent.get(s) for s in range(after + 1, end + 1)]
+        if all(s is not None for s in recent):
+            return end, [s for s in recent if s is not None]
+        pairs = await self._store.event_nids_between(conn, after, target, self._batch_size)
+        new_position = pairs[-1][1] if len(pairs) == self._batch_size else target
+        found = await self._events.by_nids(conn, [nid for nid, _ in pairs])
+        return new_position, [found[nid] for nid, _ in pairs if nid in found]
+
+    def _remember_counts(self, user_id: str, room_nid: int, counts: Mapping[str, Counts]) -> None:
+        unread = {t: c for t, c in counts.items() if c.notifications or c.highlights}
+        self._counts[(user_id, room_nid)] = unread
+        self._counts.move_to_end((user_id, room_nid))
+        if len(self._counts) > COUNTS_CACHE_SIZE:
+            self._counts.popitem(last=False)
+
+    def _room_cache(self, room_nid: int) -> _RoomCache:
+        cache = self._rooms_cache.get(room_nid)
+        if cache is None:
+            cache = self._rooms_cache[room_nid] = _RoomCache()
+            if len(self._rooms_cache) > ROOM_CACHE_SIZE:
+                self._rooms_cache.popitem(last=False)
+        else:
+            self._rooms_cache.move_to_end(room_nid)
+        return cache
+
+    async def _joined_members(self, conn: DbConnection, room_nids: Iterable[int]
+                              ) -> dict[int, dict[str, int]]:
+        """room_nid -> {joined user: stream position of their join}, cached per room."""
+        out: dict[int, dict[str, int]] = {}
+        missing: list[int] = []
+        for room_nid in room_nids:
+            cached = self._rooms_cache.get(room_nid)
+            if cached is not None and cached.members is not None:
+                out[room_nid] = cached.members
+            else:
+                missing.append(room_nid)
+        if missing:
+            generation = self._state_generation
+            found = await self._store.joined_members(conn, missing)
+            for room_nid, members in found.items():
+                out[room_nid] = members
+                if generation == self._state_generation:
+                    self._room_cache(room_nid).members = members
+        return out
 
     def _is_local(self, user_id: str) -> bool:
         return user_id.endswith(self._suffix)
@@ -338,13 +429,24 @@ class PushService:
 
     async def _current_state(self, conn: DbConnection, room_nid: int, keys: Sequence[StateKey]
                              ) -> dict[StateKey, Event]:
-        key_nids = await self._state.key_nids(conn, keys, create=False)
-        if not key_nids:
-            return {}
-        current = await self._state.current_event_nids(conn, room_nid, key_nids.values())
+        """The room's current state events for `keys` (those that exist), cached per room."""
+        cached = self._rooms_cache.get(room_nid)
+        known = cached.state if cached is not None else {}
+        out = {k: e for k in keys if (e := known.get(k)) is not None}
+        missing = [k for k in keys if k not in known]
+        if not missing:
+            return out
+        generation = self._state_generation
+        key_nids = await self._state.key_nids(conn, missing, create=False)
+        current = await self._state.current_event_nids(conn, room_nid, key_nids.values()) if key_nids else {}
         found = await self._events.events_by_nids(conn, current.values())
         by_key_nid = {nid: key for key, nid in key_nids.items()}
-        return {by_key_nid[k]: found[e] for k, e in current.items() if e in found}
+        fetched: dict[StateKey, Event | None] = dict.fromkeys(missing)
+        for key_nid, event_nid in current.items():
+            fetched[by_key_nid[key_nid]] = found.get(event_nid)
+        if generation == self._state_generation:
+            self._room_cache(room_nid).state.update(fetched)
+        return {**out, **{k: e for k, e in fetched.items() if e is not None}}
 
     async def _facts(self, conn: DbConnection, room_nid: int, member_count: int, rulesets: Iterable[Ruleset]
                      ) -> RoomFacts:
@@ -473,6 +575,8 @@ class PushService:
             after = await self._store.recount(conn, user_id, room.room_nid, reads)
             await self._store.write_counts(conn, [CountsWrite(room.room_nid, user_id, after, True)])
             changed = before != after
+        self._counts_generation += 1
+        self._remember_counts(user_id, room.room_nid, after)
         if changed:
             await self._badge(user_id)
 
@@ -496,10 +600,22 @@ class PushService:
             room = await self._rooms.get(room_id)
             if room is not None:
                 nids[room.room_nid] = room_id
-        if not nids:
-            return {}
-        async with self._db.read() as conn:
-            found = await self._store.unread_counts(conn, user_id, nids.keys())
+        found: dict[int, dict[str, Counts]] = {}
+        missing: list[int] = []
+        for room_nid in nids:
+            cached = self._counts.get((user_id, room_nid))
+            if cached is None:
+                missing.append(room_nid)
+            elif cached:
+                found[room_nid] = cached
+        if missing:
+            generation = self._counts_generation
+            async with self._db.read() as conn:
+                stored = await self._store.unread_counts(conn, user_id, missing)
+            found.update(stored)
+            if generation == self._counts_generation:
+                for room_nid in missing:
+                    self._remember_counts(user_id, room_nid, stored.get(room_nid, {}))
         return {nids[r]: threads for r, threads in found.items()}
 
     async def sync_hook(self, ctx: SyncContext, response: dict[str, Any]) -> None:

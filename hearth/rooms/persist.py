@@ -75,6 +75,12 @@ class RoomHead:
     state: dict[int, int | None]
 
 
+# Told of each persisted event right after its commit: the stored event, and
+# whether the room's current state (membership included) changed with it. A
+# plain message leaves it alone; a state event or a merge of forks may not.
+PersistedListener = Callable[[StoredEvent, bool], None]
+
+
 class EventPersister:
     def __init__(
         self,
@@ -94,11 +100,11 @@ class EventPersister:
         self._notifier = notifier
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._heads: dict[int, RoomHead] = {}
-        self._sender_listeners: list[Callable[[str], None]] = []
+        self._listeners: list[PersistedListener] = []
 
-    def add_sender_listener(self, listener: Callable[[str], None]) -> None:
-        """Hear the sender of each event after it commits (presence counts it as activity)."""
-        self._sender_listeners.append(listener)
+    def add_persisted_listener(self, listener: PersistedListener) -> None:
+        """Hear of each event after it commits, in persist order (see `PersistedListener`)."""
+        self._listeners.append(listener)
 
     @asynccontextmanager
     async def locked(self, room_id: str) -> AsyncIterator[None]:
@@ -153,11 +159,16 @@ class EventPersister:
             self._events.forget_cached()
             self._heads.pop(room.room_nid, None)
             raise
+        old_head = self._heads.get(room.room_nid)  # loaded by _persist_in
+        state_changed = (
+            old_head is None or old_head.snapshot is None or new_head.snapshot is None
+            or old_head.snapshot.snapshot_nid != new_head.snapshot.snapshot_nid
+        )
         self._heads[room.room_nid] = new_head
         member = event.state_key if event.type == "m.room.member" else None
         self._notifier.notify_room_event(room.room_id, stream, member=member)
-        for listener in self._sender_listeners:
-            listener(event.sender)
+        for listener in self._listeners:
+            listener(stored, state_changed)
         return stored
 
     async def _persist_in(

@@ -1,9 +1,10 @@
 """Sending events as a local user: the client's way into `EventPersister`.
 
 Build and persist happen under the room's lock, so each event sits on the
-extremities it was built on. A client transaction id is checked before and
-again under the lock, so a retried PUT returns the first event instead of
-sending a second one.
+extremities it was built on. A client transaction id is checked under the
+lock, in the same order as the persists that record them, so a retried PUT
+returns the first event instead of sending a second one. (A retry waits for
+the lock like any send; checking before it too would cost every send a read.)
 """
 
 from __future__ import annotations
@@ -60,10 +61,6 @@ class RoomSender:
         extra: Mapping[str, Any] | None = None,
     ) -> str:
         """Send an event and return its ID (the earlier one, for a repeated txn id)."""
-        if txn is not None:
-            earlier = await self._rooms.event_for_txn(txn.user_id, txn.device_id, txn.txn_id)
-            if earlier is not None:
-                return earlier
         room = await self.room(room_id)
         check = self._state_checks.get(event_type) if state_key is not None else None
         if check is not None:

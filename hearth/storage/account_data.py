@@ -13,9 +13,10 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, select
 
-from hearth.storage import dialect, streams
+from hearth.storage import dialect
 from hearth.storage.db import Database, DbConnection
 from hearth.storage.encoding import dumps_storable
+from hearth.storage.streams import ACCOUNT_DATA, StreamPositions
 from hearth.storage.tables import account_data
 
 GLOBAL = ""
@@ -37,8 +38,9 @@ class AccountDataEntry:
 
 
 class AccountDataStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, positions: StreamPositions) -> None:
         self._db = db
+        self._positions = positions
 
     async def put(self, user_id: str, room_id: str, type_: str, content: dict[str, Any]) -> int:
         """Set (replace) one entry; returns its new stream position."""
@@ -48,7 +50,7 @@ class AccountDataStore:
     async def put_in(self, conn: DbConnection, user_id: str, room_id: str, type_: str,
                      content: dict[str, Any]) -> int:
         """`put` inside a caller's transaction (e.g. together with another write)."""
-        position = await streams.next_position(conn, streams.ACCOUNT_DATA)
+        position = await self._positions.next(conn, ACCOUNT_DATA)
         await conn.execute(dialect.upsert(conn, account_data, {
             "user_id": user_id, "room_id": room_id, "type": type_,
             "content": dumps_storable(content), "stream_id": position,
@@ -80,6 +82,5 @@ class AccountDataStore:
         """Erase a user's account data (account deactivation with `erase`)."""
         await conn.execute(delete(account_data).where(account_data.c.user_id == user_id))
 
-    async def current_position(self) -> int:
-        async with self._db.read() as conn:
-            return await streams.current_position(conn, streams.ACCOUNT_DATA)
+    def current_position(self) -> int:
+        return self._positions.current(ACCOUNT_DATA)

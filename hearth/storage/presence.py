@@ -18,8 +18,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, exists, or_, select
 
-from hearth.storage import dialect, streams
+from hearth.storage import dialect
 from hearth.storage.db import DbConnection
+from hearth.storage.streams import StreamPositions
 from hearth.storage.tables import presence, room_members
 
 PRESENCE_STREAM = "presence"
@@ -71,6 +72,9 @@ def _shares_room_with(viewer: str) -> ColumnElement[bool]:
 
 
 class PresenceStore:
+    def __init__(self, positions: StreamPositions) -> None:
+        self._positions = positions
+
     async def get(self, conn: DbConnection, user_id: str, *, for_update: bool = False) -> PresenceRow | None:
         stmt = select(*_COLUMNS).where(presence.c.user_id == user_id)
         if for_update:
@@ -80,7 +84,7 @@ class PresenceStore:
 
     async def put(self, conn: DbConnection, row: PresenceRow, *, publish: bool) -> int:
         """Store `row`; with `publish` at a new stream position (returned), else at `row.stream_id`."""
-        stream_id = await streams.next_position(conn, PRESENCE_STREAM) if publish else row.stream_id
+        stream_id = await self._positions.next(conn, PRESENCE_STREAM) if publish else row.stream_id
         values = {
             "user_id": row.user_id,
             "state": row.state,
@@ -194,5 +198,5 @@ class PresenceStore:
         )
         return [str(r[0]) for r in rows]
 
-    async def current_position(self, conn: DbConnection) -> int:
-        return await streams.current_position(conn, PRESENCE_STREAM)
+    def current_position(self) -> int:
+        return self._positions.current(PRESENCE_STREAM)

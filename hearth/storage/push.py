@@ -364,11 +364,6 @@ class PushStore:
             entry[1] += 1 if highlight else 0
         return {t: Counts(n, h) for t, (n, h) in totals.items()}
 
-    async def clear_counts(self, conn: DbConnection, user_id: str, room_nid: int) -> None:
-        await conn.execute(delete(push_counts).where(
-            push_counts.c.user_id == user_id, push_counts.c.room_nid == room_nid
-        ))
-
     # --- notification actions ---------------------------------------------------
 
     async def insert_actions(self, conn: DbConnection, rows: Sequence[ActionRow]) -> None:

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, and_, func, or_, select
 
-from hearth.storage import dialect, streams
+from hearth.storage import dialect
 from hearth.storage.db import DbConnection
+from hearth.storage.streams import StreamPositions
 from hearth.storage.tables import receipts, room_members, rooms
 
 RECEIPTS_STREAM = "receipts"
@@ -66,6 +67,9 @@ def _visible_to(user_id: str) -> Select[tuple[object, ...]]:
 
 
 class ReceiptsStore:
+    def __init__(self, positions: StreamPositions) -> None:
+        self._positions = positions
+
     async def put(
         self,
         conn: DbConnection,
@@ -98,7 +102,7 @@ class ReceiptsStore:
         ).scalar_one_or_none()
         if existing is not None and existing >= event_stream:
             return None
-        position = await streams.next_position(conn, RECEIPTS_STREAM)
+        position = await self._positions.next(conn, RECEIPTS_STREAM)
         values = {
             "room_nid": room_nid,
             "user_id": user_id,
@@ -154,5 +158,5 @@ class ReceiptsStore:
         rows = await conn.execute(stmt)
         return [Receipt(*row) for row in rows]
 
-    async def current_position(self, conn: DbConnection) -> int:
-        return await streams.current_position(conn, RECEIPTS_STREAM)
+    def current_position(self) -> int:
+        return self._positions.current(RECEIPTS_STREAM)

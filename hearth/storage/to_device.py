@@ -18,9 +18,10 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 
-from hearth.storage import dialect, streams
+from hearth.storage import dialect
 from hearth.storage.db import DbConnection
 from hearth.storage.encoding import dumps_storable
+from hearth.storage.streams import StreamPositions
 from hearth.storage.tables import devices, to_device_inbox, to_device_txns
 
 TO_DEVICE_STREAM = "to_device"
@@ -46,6 +47,9 @@ class Delivery:
 
 
 class ToDeviceStore:
+    def __init__(self, positions: StreamPositions) -> None:
+        self._positions = positions
+
     async def record_txn(
         self, conn: DbConnection, user_id: str, device_id: str, txn_id: str, now_ms: int
     ) -> bool:
@@ -84,7 +88,7 @@ class ToDeviceStore:
         Call it last in the transaction: the position's counter row stays
         locked until commit.
         """
-        position = await streams.next_position(conn, TO_DEVICE_STREAM)
+        position = await self._positions.next(conn, TO_DEVICE_STREAM)
         await conn.execute(
             insert(to_device_inbox),
             [
@@ -147,8 +151,8 @@ class ToDeviceStore:
             )
         )
 
-    async def current_position(self, conn: DbConnection) -> int:
-        return await streams.current_position(conn, TO_DEVICE_STREAM)
+    def current_position(self) -> int:
+        return self._positions.current(TO_DEVICE_STREAM)
 
 
 async def delete_for_devices(conn: DbConnection, user_id: str, device_ids: Sequence[str]) -> None:

@@ -39,7 +39,6 @@ from hearth.storage.db import Database, DbConnection
 from hearth.storage.events import EventsStore, StoredEvent
 from hearth.storage.positions import PositionTracker
 from hearth.storage.state import StateStore
-from hearth.storage.streams import ACCOUNT_DATA, all_positions
 from hearth.storage.sync import Membership, SyncStore
 from hearth.storage.timeline import EventMatch
 from hearth.sync.streams import SyncContext, SyncStream
@@ -137,15 +136,11 @@ class SyncService:
     def add_response_hook(self, hook: ResponseHook) -> None:
         self._response_hooks.append(hook)
 
-    async def current_token(self) -> SyncToken:
-        """The positions every stream has reached: one query for all counter-backed streams."""
-        async with self._db.read() as conn:
-            counters = await all_positions(conn)
-        others = {
-            s.token_key: counters.get(s.counter, 0) if s.counter else await s.current_position()
-            for s in self._streams
-        }
-        return SyncToken(events=self._positions.current, account_data=counters.get(ACCOUNT_DATA, 0), **others)
+    def current_token(self) -> SyncToken:
+        """The positions every stream has reached (all kept in memory: no query)."""
+        others = {s.token_key: s.current_position() for s in self._streams}
+        return SyncToken(events=self._positions.current, account_data=self._account_data.current_position(),
+                         **others)
 
     async def sync(
         self, requester: Requester, *, since: SyncToken | None, timeout_ms: int, full_state: bool, flt: Filter
@@ -153,7 +148,7 @@ class SyncService:
         deadline = time.monotonic() + max(0, timeout_ms) / 1000
         with self._notifier.subscribe(requester.user_id) as sub:
             while True:
-                upto = await self.current_token()
+                upto = self.current_token()
                 # Typing positions live in memory: one this process never reached is
                 # not an error (the typing stream sends the current state instead).
                 if since is not None and since.advanced_past(replace(upto, typing=since.typing)):
@@ -163,7 +158,7 @@ class SyncService:
                 if news or since is None or full_state or remaining <= 0:
                     return response
                 sub.watch_rooms(joined)
-                if (await self.current_token()).advanced_past(upto):
+                if self.current_token().advanced_past(upto):
                     continue  # news arrived while we read; look again before sleeping
                 if not await sub.wait(remaining):
                     return response

@@ -228,9 +228,8 @@ class PresenceService:
             content["status_msg"] = row.status_msg
         return content
 
-    async def current_position(self) -> int:
-        async with self._db.read() as conn:
-            return await self._store.current_position(conn)
+    def current_position(self) -> int:
+        return self._store.current_position()
 
     # --- time-driven transitions ---------------------------------------------------
 

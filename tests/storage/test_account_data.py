@@ -8,6 +8,7 @@ import pytest
 
 from hearth.storage.account_data import GLOBAL, AccountDataStore
 from hearth.storage.db import Database
+from hearth.storage.streams import StreamPositions
 from hearth.storage.users import UsersStore
 
 ALICE = "@alice:test.local"
@@ -25,8 +26,12 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.close()
 
 
-async def test_put_get_and_replace(db: Database) -> None:
-    store = AccountDataStore(db)
+@pytest.fixture
+async def store(db: Database) -> AccountDataStore:
+    return AccountDataStore(db, await StreamPositions.load(db))
+
+
+async def test_put_get_and_replace(store: AccountDataStore) -> None:
     assert await store.get(ALICE, GLOBAL, "a.b") is None
     await store.put(ALICE, GLOBAL, "a.b", {"x": [1, {"y": None}], "é": "ü"})
     assert await store.get(ALICE, GLOBAL, "a.b") == {"x": [1, {"y": None}], "é": "ü"}
@@ -34,8 +39,7 @@ async def test_put_get_and_replace(db: Database) -> None:
     assert await store.get(ALICE, GLOBAL, "a.b") == {}
 
 
-async def test_entries_are_per_user_room_and_type(db: Database) -> None:
-    store = AccountDataStore(db)
+async def test_entries_are_per_user_room_and_type(store: AccountDataStore) -> None:
     await store.put(ALICE, GLOBAL, "t", {"who": "alice-global"})
     await store.put(ALICE, ROOM, "t", {"who": "alice-room"})
     await store.put(BOB, GLOBAL, "t", {"who": "bob-global"})
@@ -45,15 +49,14 @@ async def test_entries_are_per_user_room_and_type(db: Database) -> None:
     assert await store.get(BOB, ROOM, "t") is None
 
 
-async def test_positions_and_changes_since(db: Database) -> None:
-    store = AccountDataStore(db)
-    assert await store.current_position() == 0
+async def test_positions_and_changes_since(store: AccountDataStore) -> None:
+    assert store.current_position() == 0
     p1 = await store.put(ALICE, GLOBAL, "one", {"v": 1})
     p2 = await store.put(BOB, GLOBAL, "other", {})
     p3 = await store.put(ALICE, ROOM, "two", {"v": 2})
     p4 = await store.put(ALICE, GLOBAL, "one", {"v": 3})
     assert [p1, p2, p3, p4] == [1, 2, 3, 4]
-    assert await store.current_position() == 4
+    assert store.current_position() == 4
     everything = await store.changed_since(ALICE, 0)
     assert [(e.room_id, e.type, e.content, e.stream_id) for e in everything] == [
         (ROOM, "two", {"v": 2}, 3), (GLOBAL, "one", {"v": 3}, 4)]
@@ -62,15 +65,13 @@ async def test_positions_and_changes_since(db: Database) -> None:
     assert await store.changed_since(ALICE, 4) == []
 
 
-async def test_nul_and_lone_surrogates_are_stored_safely(db: Database) -> None:
-    store = AccountDataStore(db)
+async def test_nul_and_lone_surrogates_are_stored_safely(store: AccountDataStore) -> None:
     content = {"nul": "a\u0000b", "lone": "\ud800", "text": "日本"}
     await store.put(ALICE, GLOBAL, "t", content)
     assert await store.get(ALICE, GLOBAL, "t") == content
 
 
-async def test_delete_all_removes_only_that_user(db: Database) -> None:
-    store = AccountDataStore(db)
+async def test_delete_all_removes_only_that_user(db: Database, store: AccountDataStore) -> None:
     await store.put(ALICE, GLOBAL, "t", {})
     await store.put(ALICE, ROOM, "t", {})
     await store.put(BOB, GLOBAL, "t", {"kept": True})

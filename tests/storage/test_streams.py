@@ -1,4 +1,4 @@
-"""Stream positions from the stream_counters table, on both engines."""
+"""Stream positions: the stream_counters table and the committed positions kept in memory, on both engines."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hearth.storage import streams
-from hearth.storage.db import Database
+from hearth.storage.db import Database, after_commit
+from hearth.storage.streams import StreamPositions, all_positions
 
 
 @pytest.fixture
@@ -18,53 +18,63 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.close()
 
 
-async def test_positions_start_at_one_and_increase(db: Database) -> None:
-    async with db.read() as conn:
-        assert await streams.current_position(conn, "test") == 0
+@pytest.fixture
+async def positions(db: Database) -> StreamPositions:
+    return await StreamPositions.load(db)
+
+
+async def test_positions_start_at_one_and_increase(db: Database, positions: StreamPositions) -> None:
+    assert positions.current("test") == 0
     taken = []
     for _ in range(3):
         async with db.write() as conn:
-            taken.append(await streams.next_position(conn, "test"))
+            taken.append(await positions.next(conn, "test"))
     assert taken == [1, 2, 3]
-    async with db.read() as conn:
-        assert await streams.current_position(conn, "test") == 3
+    assert positions.current("test") == 3
 
 
-async def test_streams_are_independent(db: Database) -> None:
+async def test_streams_are_independent(db: Database, positions: StreamPositions) -> None:
     async with db.write() as conn:
-        assert await streams.next_position(conn, "a") == 1
-        assert await streams.next_position(conn, "a") == 2
-        assert await streams.next_position(conn, "b") == 1
-    async with db.read() as conn:
-        assert await streams.current_position(conn, "a") == 2
-        assert await streams.current_position(conn, "b") == 1
+        assert await positions.next(conn, "a") == 1
+        assert await positions.next(conn, "a") == 2
+        assert await positions.next(conn, "b") == 1
+    assert (positions.current("a"), positions.current("b")) == (2, 1)
 
 
-async def test_rolled_back_position_is_not_current(db: Database) -> None:
+async def test_a_position_is_current_only_once_committed(db: Database, positions: StreamPositions) -> None:
     async with db.write() as conn:
-        await streams.next_position(conn, "test")
+        assert await positions.next(conn, "test") == 1
+        assert positions.current("test") == 0
+    assert positions.current("test") == 1
+
+
+async def test_rolled_back_position_is_not_current(db: Database, positions: StreamPositions) -> None:
+    async with db.write() as conn:
+        await positions.next(conn, "test")
     with pytest.raises(RuntimeError):
         async with db.write() as conn:
-            await streams.next_position(conn, "test")
+            await positions.next(conn, "test")
             raise RuntimeError("abort")
-    async with db.read() as conn:
-        assert await streams.current_position(conn, "test") == 1
+    assert positions.current("test") == 1
+    assert (await StreamPositions.load(db)).current("test") == 1
+    async with db.write() as conn:
+        assert await positions.next(conn, "test") == 2  # the rolled-back number is handed out again
 
 
-async def test_concurrent_writers_get_distinct_positions(db: Database) -> None:
+async def test_concurrent_writers_get_distinct_positions(db: Database, positions: StreamPositions) -> None:
     async def take() -> int:
         async with db.write() as conn:
-            pos = await streams.next_position(conn, "test")
+            pos = await positions.next(conn, "test")
             await asyncio.sleep(0)  # hold the transaction open across a switch
             return pos
 
     taken = await asyncio.gather(*(take() for _ in range(20)))
     assert sorted(taken) == list(range(1, 21))
-    async with db.read() as conn:
-        assert await streams.current_position(conn, "test") == 20
+    assert positions.current("test") == 20
 
 
-async def test_position_is_visible_only_with_every_smaller_one(db: Database) -> None:
+async def test_position_is_visible_only_with_every_smaller_one(db: Database, positions: StreamPositions
+                                                               ) -> None:
     """A second writer waits for the first to commit, so current never skips a position.
 
     On PostgreSQL the counter row's lock does this; on SQLite the write lock.
@@ -74,7 +84,7 @@ async def test_position_is_visible_only_with_every_smaller_one(db: Database) -> 
 
     async def first() -> int:
         async with db.write() as conn:
-            pos = await streams.next_position(conn, "test")
+            pos = await positions.next(conn, "test")
             first_has_position.set()
             await release_first.wait()
             return pos
@@ -82,7 +92,7 @@ async def test_position_is_visible_only_with_every_smaller_one(db: Database) -> 
     async def second() -> int:
         await first_has_position.wait()
         async with db.write() as conn:
-            return await streams.next_position(conn, "test")
+            return await positions.next(conn, "test")
 
     t1 = asyncio.create_task(first())
     t2 = asyncio.create_task(second())
@@ -90,22 +100,28 @@ async def test_position_is_visible_only_with_every_smaller_one(db: Database) -> 
     # Give the second writer ample time to overtake; correct code blocks it forever.
     done, _ = await asyncio.wait({t2}, timeout=0.2)
     assert not done
-    async with db.read() as conn:
-        assert await streams.current_position(conn, "test") == 0
+    assert positions.current("test") == 0
     release_first.set()
     assert (await t1, await t2) == (1, 2)
+    assert positions.current("test") == 2
 
 
-async def test_all_positions_reads_every_stream_at_once(db: Database) -> None:
+async def test_load_reads_every_committed_stream(db: Database, positions: StreamPositions) -> None:
     async with db.read() as conn:
-        before = await streams.all_positions(conn)  # rows the migrations seed
-    assert "a" not in before and "b" not in before
+        seeded = await all_positions(conn)  # rows the migrations seed
+    assert "a" not in seeded and "b" not in seeded
     async with db.write() as conn:
-        await streams.next_position(conn, "a")
-        await streams.next_position(conn, "a")
-        await streams.next_position(conn, "b")
+        await positions.next(conn, "a")
+        await positions.next(conn, "a")
+        await positions.next(conn, "b")
     async with db.read() as conn:
-        positions = await streams.all_positions(conn)
-        assert positions == {**before, "a": 2, "b": 1}
-        for name, position in positions.items():
-            assert position == await streams.current_position(conn, name)
+        assert await all_positions(conn) == {**seeded, "a": 2, "b": 1}
+    reloaded = await StreamPositions.load(db)
+    for name in [*seeded, "a", "b"]:
+        assert reloaded.current(name) == positions.current(name)
+
+
+async def test_after_commit_needs_a_write_connection(db: Database) -> None:
+    async with db.read() as conn:
+        with pytest.raises(RuntimeError):
+            after_commit(conn, lambda: None)

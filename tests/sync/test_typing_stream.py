@@ -92,10 +92,10 @@ async def test_stream_collects_changed_joined_rooms_only() -> None:
     clock = FakeClock()
     typing = service(clock)
     stream = TypingStream(typing=typing)
-    since = SyncToken(typing=await stream.current_position())
+    since = SyncToken(typing=stream.current_position())
     await typing.set_typing("@a:x", "@a:x", "!mine:x", True, None)
     await typing.set_typing("@a:x", "@a:x", "!other:x", True, None)
-    upto = SyncToken(typing=await stream.current_position())
+    upto = SyncToken(typing=stream.current_position())
     ctx = SyncContext(Requester("@b:x", "DEV", b""), since, upto, Filter(), ["!mine:x", "!quiet:x"])
     await stream.collect(ctx)
     assert ctx.ephemeral == {"!mine:x": [{"type": "m.typing", "content": {"user_ids": ["@a:x"]}}]}

@@ -47,13 +47,8 @@ class SyncContext:
 class SyncStream(Protocol):
     # The SyncToken field this stream's positions go in.
     token_key: str
-    # The `stream_counters` row holding the stream's current position, when it
-    # has one: `SyncService` then reads it together with the other streams' in
-    # one query (every /sync takes a token) and does not call
-    # `current_position`. None for positions kept elsewhere (typing, in memory).
-    @property
-    def counter(self) -> str | None: ...
-
-    async def current_position(self) -> int: ...
+    # Every /sync takes a token from this: it must not touch the database
+    # (positions are kept in memory, see hearth.storage.streams).
+    def current_position(self) -> int: ...
 
     async def collect(self, ctx: SyncContext) -> None: ...

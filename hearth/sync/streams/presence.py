@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from hearth.storage.db import Database
-from hearth.storage.presence import OFFLINE, PRESENCE_STREAM, PresenceRow, PresenceStore
+from hearth.storage.presence import OFFLINE, PresenceRow, PresenceStore
 from hearth.sync.streams import SyncContext
 from hearth.sync.streams.filtering import sender_wanted, type_wanted
 from hearth.users.presence import PresenceService
@@ -27,15 +27,14 @@ MAX_CHANGED = 5000
 
 class PresenceStream:
     token_key = "presence"
-    counter = PRESENCE_STREAM
 
     def __init__(self, *, db: Database, store: PresenceStore, presence: PresenceService) -> None:
         self._db = db
         self._store = store
         self._presence = presence
 
-    async def current_position(self) -> int:
-        return await self._presence.current_position()
+    def current_position(self) -> int:
+        return self._presence.current_position()
 
     async def collect(self, ctx: SyncContext) -> None:
         part = ctx.flt.presence

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from hearth.storage.db import Database
-from hearth.storage.receipts import RECEIPTS_STREAM, ReceiptsStore
+from hearth.storage.receipts import ReceiptsStore
 from hearth.sync.streams import SyncContext
 from hearth.sync.streams.filtering import ephemeral_filter, ephemeral_room_wanted, sender_wanted, type_wanted
 
@@ -24,15 +24,13 @@ MAX_CHANGED_RECEIPTS = 5000
 
 class ReceiptsStream:
     token_key = "receipts"
-    counter = RECEIPTS_STREAM
 
     def __init__(self, *, db: Database, store: ReceiptsStore) -> None:
         self._db = db
         self._store = store
 
-    async def current_position(self) -> int:
-        async with self._db.read() as conn:
-            return await self._store.current_position(conn)
+    def current_position(self) -> int:
+        return self._store.current_position()
 
     async def collect(self, ctx: SyncContext) -> None:
         part = ephemeral_filter(ctx.flt)

@@ -18,7 +18,7 @@ every device's inbox; a device with nothing pending gets `upto`.
 from __future__ import annotations
 
 from hearth.storage.db import Database
-from hearth.storage.to_device import TO_DEVICE_STREAM, ToDeviceStore
+from hearth.storage.to_device import ToDeviceStore
 from hearth.sync.streams import SyncContext
 
 # Messages per response (the spec recommends 100).
@@ -27,16 +27,14 @@ DEFAULT_LIMIT = 100
 
 class ToDeviceStream:
     token_key = "to_device"
-    counter = TO_DEVICE_STREAM
 
     def __init__(self, *, db: Database, store: ToDeviceStore, limit: int = DEFAULT_LIMIT) -> None:
         self._db = db
         self._store = store
         self._limit = limit
 
-    async def current_position(self) -> int:
-        async with self._db.read() as conn:
-            return await self._store.current_position(conn)
+    def current_position(self) -> int:
+        return self._store.current_position()
 
     async def collect(self, ctx: SyncContext) -> None:
         user_id, device_id = ctx.requester.user_id, ctx.requester.device_id

@@ -16,12 +16,11 @@ from hearth.sync.streams.filtering import ephemeral_filter, ephemeral_room_wante
 
 class TypingStream:
     token_key = "typing"
-    counter = None
 
     def __init__(self, *, typing: TypingService) -> None:
         self._typing = typing
 
-    async def current_position(self) -> int:
+    def current_position(self) -> int:
         return self._typing.current_position()
 
     async def collect(self, ctx: SyncContext) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hearth.storage.account_data import AccountDataStore
+from hearth.storage.streams import StreamPositions
 from tests.helpers.homeserver import MatrixTestClient
 from tests.helpers.users import make_user
 
@@ -83,8 +84,8 @@ async def test_each_write_takes_a_new_stream_position(client: MatrixTestClient) 
     await client.request("PUT", _global(alice.user_id, "a.one"), token=alice.token, json={})
     await client.request("PUT", _room(bob.user_id, "b.two"), token=bob.token, json={})
     await client.request("PUT", _global(alice.user_id, "a.one"), token=alice.token, json={"x": 1})
-    store = AccountDataStore(client.hs.db)
-    assert await store.current_position() == 3
+    store = AccountDataStore(client.hs.db, await StreamPositions.load(client.hs.db))
+    assert store.current_position() == 3
     changes = await store.changed_since(alice.user_id, 0)
     assert [(c.type, c.stream_id, c.content) for c in changes] == [("a.one", 3, {"x": 1})]
 

@@ -9,6 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from hearth.storage.account_data import AccountDataStore
+from hearth.storage.streams import StreamPositions
 from tests.helpers.homeserver import MatrixTestClient
 
 ROOM = "!abcdef:test.local"
@@ -42,12 +43,12 @@ async def test_add_list_and_remove_tags(client: MatrixTestClient) -> None:
 
 async def test_tags_are_the_m_tag_room_account_data(client: MatrixTestClient) -> None:
     alice_id, alice = await client.user("alice")
-    store = AccountDataStore(client.hs.db)
+    store = AccountDataStore(client.hs.db, await StreamPositions.load(client.hs.db))
     await client.request("PUT", url(alice_id, tag="m.lowpriority"), token=alice, json={"order": 0.5})
     account_data = f"/_matrix/client/v3/user/{alice_id}/rooms/{ROOM}/account_data/m.tag"
     stored = await client.request("GET", account_data, token=alice)
     assert stored == {"tags": {"m.lowpriority": {"order": 0.5}}}
-    first = await store.current_position()
+    first = store.current_position()
     await client.request("DELETE", url(alice_id, tag="m.lowpriority"), token=alice)
     changed = await store.changed_since(alice_id, first)
     # Every change takes a new account-data stream position, so sync sees it.
