@@ -212,7 +212,7 @@ class Homeserver:
         room_reader = RoomReader(db=db, rooms=room_store, events=event_store, state=state_store,
                                  timeline=timeline, visibility=visibility, serializer=serializer,
                                  account_data=account_data)
-        sync = SyncService(db=db, store=SyncStore(), events=event_store, state=state_store,
+        sync = SyncService(db=db, store=SyncStore(), rooms=room_store, events=event_store, state=state_store,
                            account_data=account_data, visibility=visibility, serializer=serializer,
                            positions=event_positions, notifier=notifier, clock=clock)
         push_store = PushStore()

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hearth.core.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from hearth.storage import dialect
-from hearth.storage.db import Database, DbConnection
+from hearth.storage.db import Database, DbConnection, after_commit
 from hearth.storage.tables import event_txn_ids, events, forward_extremities, room_members, rooms
 
 # Hot-path statements built once (see storage/events.py).
@@ -50,6 +50,16 @@ class RoomsStore:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._rooms: dict[str, RoomInfo] = {}
+        # user -> count of committed changes to their room_members rows, so a
+        # cache of a user's memberships can tell whether it is still right.
+        self._membership_versions: dict[str, int] = {}
+
+    def membership_version(self, user_id: str) -> int:
+        """Changes whenever a change to the user's memberships (or forgotten flags) commits."""
+        return self._membership_versions.get(user_id, 0)
+
+    def _membership_changed(self, user_id: str) -> None:
+        self._membership_versions[user_id] = self._membership_versions.get(user_id, 0) + 1
 
     async def create(
         self, conn: DbConnection, room_id: str, room_version: RoomVersion, now_ms: int
@@ -150,6 +160,7 @@ class RoomsStore:
                 ["room_nid", "user_id"],
             )
         )
+        after_commit(conn, lambda: self._membership_changed(user_id))
 
     async def membership(self, room_nid: int, user_id: str) -> tuple[str, int] | None:
         """(membership, event_nid) of a user's current membership, if any."""
@@ -231,7 +242,10 @@ class RoomsStore:
                 .values(forgotten=True)
                 .returning(room_members.c.user_id)
             )
-            return result.first() is not None
+            changed = result.first() is not None
+        if changed:
+            self._membership_changed(user_id)
+        return changed
 
     async def members(self, room_nid: int, membership: str | None = "join") -> list[str]:
         stmt = select(room_members.c.user_id).where(room_members.c.room_nid == room_nid)

@@ -24,6 +24,7 @@ timeout.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -38,6 +39,7 @@ from hearth.storage.account_data import AccountDataStore
 from hearth.storage.db import Database, DbConnection
 from hearth.storage.events import EventsStore, StoredEvent
 from hearth.storage.positions import PositionTracker
+from hearth.storage.rooms import RoomsStore
 from hearth.storage.state import StateStore
 from hearth.storage.sync import Membership, SyncStore
 from hearth.storage.timeline import EventMatch
@@ -47,6 +49,11 @@ from hearth.sync.token import SyncToken
 from hearth.users.filters import Filter, RoomEventFilter
 from hearth.users.sessions import Requester
 
+# A user in this many rooms or more keeps their membership list between syncs
+# (rebuilt from 200 rows it was a third of an incremental sync's CPU), until
+# `RoomsStore.membership_version` says it changed; the cache holds this many users.
+MEMBERSHIPS_CACHED_FROM = 16
+MEMBERSHIPS_CACHE_USERS = 1_000
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMELINE_LIMIT = 100
 # State a client needs to show an invite or a knock (stripped state).
@@ -107,6 +114,7 @@ class SyncService:
         *,
         db: Database,
         store: SyncStore,
+        rooms: RoomsStore,
         events: EventsStore,
         state: StateStore,
         account_data: AccountDataStore,
@@ -119,6 +127,8 @@ class SyncService:
     ) -> None:
         self._db = db
         self._store = store
+        self._rooms = rooms
+        self._memberships: OrderedDict[str, tuple[int, list[Membership]]] = OrderedDict()
         self._events = events
         self._state = state
         self._account_data = account_data
@@ -175,7 +185,7 @@ class SyncService:
         joined: list[str] = []
         newly_joined: list[int] = []
         async with self._db.read() as conn:
-            memberships = await self._store.memberships(conn, user_id)
+            memberships = await self._user_memberships(conn, user_id)
             changed = (
                 await self._store.rooms_with_events(conn, since.events, upto.events)
                 if since is not None and not full_state
@@ -248,6 +258,22 @@ class SyncService:
         for hook in self._response_hooks:
             await hook(ctx, response)
         return response, news, joined
+
+    async def _user_memberships(self, conn: DbConnection, user_id: str) -> list[Membership]:
+        version = self._rooms.membership_version(user_id)
+        cached = self._memberships.get(user_id)
+        if cached is not None and cached[0] == version:
+            self._memberships.move_to_end(user_id)
+            return cached[1]
+        memberships = await self._store.memberships(conn, user_id)
+        if len(memberships) >= MEMBERSHIPS_CACHED_FROM:
+            self._memberships[user_id] = (version, memberships)
+            self._memberships.move_to_end(user_id)
+            if len(self._memberships) > MEMBERSHIPS_CACHE_USERS:
+                self._memberships.popitem(last=False)
+        else:
+            self._memberships.pop(user_id, None)
+        return memberships
 
     async def _account_data_since(
         self, user_id: str, since: SyncToken | None, upto: SyncToken
