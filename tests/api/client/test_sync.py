@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+from hearth.sync.service import MEMBERSHIPS_CACHED_FROM
 from tests.helpers.homeserver import MatrixTestClient
 
 SYNC = "/_matrix/client/v3/sync"
@@ -161,3 +162,33 @@ async def test_stored_and_inline_filters(client: MatrixTestClient) -> None:
 async def test_sync_requires_token(client: MatrixTestClient) -> None:
     body = await client.request("GET", SYNC, expect=401)
     assert body["errcode"] == "M_MISSING_TOKEN"
+
+
+async def test_user_in_many_rooms_sees_membership_changes(client: MatrixTestClient) -> None:
+    """Past MEMBERSHIPS_CACHED_FROM rooms the membership list is cached between syncs: changes still show."""
+    _, alice = await client.user("alice")
+    bob_id, bob = await client.user("bob")
+    count = MEMBERSHIPS_CACHED_FROM + 2
+    rooms = [await client.create_room(alice, preset="public_chat") for _ in range(count)]
+    for room_id in rooms:
+        await client.request("POST", f"/_matrix/client/v3/rooms/{room_id}/join", token=bob, json={})
+    first = await sync(client, bob)
+    assert set(first["rooms"]["join"]) == set(rooms)
+    quiet = await sync(client, bob, since=first["next_batch"])  # served from the cached list
+    assert quiet["rooms"] == {}
+
+    left, invited = rooms[0], await client.create_room(alice, name="New")
+    await client.request("POST", f"/_matrix/client/v3/rooms/{left}/leave", token=bob, json={})
+    await client.request(
+        "POST", f"/_matrix/client/v3/rooms/{invited}/invite", token=alice, json={"user_id": bob_id}
+    )
+    changed = await sync(client, bob, since=quiet["next_batch"])
+    assert left in changed["rooms"]["leave"]
+    assert invited in changed["rooms"]["invite"]
+    leave_filter = json.dumps({"room": {"include_leave": True}})
+    assert left in (await sync(client, bob, filter=leave_filter))["rooms"]["leave"]
+
+    await client.request("POST", f"/_matrix/client/v3/rooms/{left}/forget", token=bob, json={})
+    after_forget = await sync(client, bob, filter=leave_filter)
+    assert left not in after_forget["rooms"].get("leave", {})
+    assert set(after_forget["rooms"]["join"]) == set(rooms[1:])
