@@ -44,6 +44,8 @@ class PresenceStream:
         upto = ctx.upto.presence
         present: list[PresenceRow] = []  # shown unless offline
         changed: list[PresenceRow] = []  # shown whatever they are
+        if ctx.since is not None and ctx.since.presence >= upto and not ctx.newly_joined_room_nids:
+            return  # nothing changed and no new room-mates: no transaction at all
         async with self._db.read() as conn:
             if ctx.since is None:
                 present = await self._store.current_for(conn, user_id, upto, INITIAL_LIMIT)
