@@ -49,10 +49,10 @@ from hearth.sync.token import SyncToken
 from hearth.users.filters import Filter, RoomEventFilter
 from hearth.users.sessions import Requester
 
-# A user in this many rooms or more keeps their membership list between syncs
-# (rebuilt from 200 rows it was a third of an incremental sync's CPU), until
-# `RoomsStore.membership_version` says it changed; the cache holds this many users.
-MEMBERSHIPS_CACHED_FROM = 16
+# A user's membership list is kept between syncs (for a user in 200 rooms,
+# rebuilding it was a third of an incremental sync's CPU; for any user it is a
+# query on each of the two builds a woken long-poll costs), until
+# `RoomsStore.membership_version` says it changed. This many users are kept.
 MEMBERSHIPS_CACHE_USERS = 1_000
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMELINE_LIMIT = 100
@@ -266,13 +266,10 @@ class SyncService:
             self._memberships.move_to_end(user_id)
             return cached[1]
         memberships = await self._store.memberships(conn, user_id)
-        if len(memberships) >= MEMBERSHIPS_CACHED_FROM:
-            self._memberships[user_id] = (version, memberships)
-            self._memberships.move_to_end(user_id)
-            if len(self._memberships) > MEMBERSHIPS_CACHE_USERS:
-                self._memberships.popitem(last=False)
-        else:
-            self._memberships.pop(user_id, None)
+        self._memberships[user_id] = (version, memberships)
+        self._memberships.move_to_end(user_id)
+        if len(self._memberships) > MEMBERSHIPS_CACHE_USERS:
+            self._memberships.popitem(last=False)
         return memberships
 
     async def _account_data_since(
