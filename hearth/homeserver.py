@@ -289,7 +289,7 @@ class Homeserver:
             user_directory=UserDirectory(db=db, store=UserDirectoryStore(),
                                          search_all_users=config.user_directory_search_all_users),
             tags=TagsService(account_data=account_data_service, store=account_data),
-            redactor=Redactor(db=db, rooms=room_store, events=event_store, state=state_store, users=users,
+            redactor=Redactor(db=db, events=event_store, state=state_store, users=users,
                               persister=persister, sender=room_sender, server_name=config.server_name),
             reports=ReportService(db=db, rooms=room_store, users=users, reader=room_reader,
                                   visibility=visibility, store=ReportsStore(db),

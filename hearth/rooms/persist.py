@@ -50,9 +50,21 @@ class EventRejected(Exception):
         self.reason = reason
 
 
+class DuplicateTxn(Exception):
+    """The client transaction id already sent an event (a retried request): nothing was stored."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(event_id)
+        self.event_id = event_id
+
+
 @dataclass(frozen=True, slots=True)
 class TxnRecord:
-    """A client transaction id to remember with the event (idempotent sends)."""
+    """A client transaction id to remember with the event (idempotent sends).
+
+    Persisting with one first looks it up in the same write transaction and
+    raises `DuplicateTxn` if an event was already sent with it.
+    """
 
     user_id: str
     device_id: str
@@ -153,6 +165,8 @@ class EventPersister:
             with self._positions.next() as stream:
                 async with self._db.write() as conn:
                     stored, new_head = await self._persist_in(conn, room, event, stream, txn)
+        except DuplicateTxn:
+            raise  # raised before anything was written: the caches are still right
         except BaseException:
             # Ids, snapshots and heads made inside the failed transaction no longer exist.
             self._state.forget_cached()
@@ -174,6 +188,10 @@ class EventPersister:
     async def _persist_in(
         self, conn: DbConnection, room: RoomInfo, event: Event, stream: int, txn: TxnRecord | None
     ) -> tuple[StoredEvent, RoomHead]:
+        if txn is not None:
+            earlier = await self._rooms.event_for_txn(conn, txn.user_id, txn.device_id, txn.txn_id)
+            if earlier is not None:
+                raise DuplicateTxn(earlier)
         head = await self.head(conn, room)
         extremities = head.extremities
         current = head.snapshot

@@ -23,12 +23,12 @@ from typing import Any
 from hearth.core.events import StateKey
 from hearth.core.power_levels import PowerLevels
 from hearth.errors import forbidden
-from hearth.rooms.persist import CREATE_KEY, POWER_LEVELS_KEY, EventPersister, TxnRecord
+from hearth.rooms.persist import CREATE_KEY, POWER_LEVELS_KEY, DuplicateTxn, EventPersister, TxnRecord
 from hearth.rooms.send import RoomSender
 from hearth.rooms.serialize import scoped_txn_id
 from hearth.storage.db import Database
 from hearth.storage.events import EventsStore
-from hearth.storage.rooms import RoomInfo, RoomsStore
+from hearth.storage.rooms import RoomInfo
 from hearth.storage.state import StateStore
 from hearth.storage.users import UsersStore
 
@@ -38,7 +38,6 @@ class Redactor:
         self,
         *,
         db: Database,
-        rooms: RoomsStore,
         events: EventsStore,
         state: StateStore,
         users: UsersStore,
@@ -47,7 +46,6 @@ class Redactor:
         server_name: str,
     ) -> None:
         self._db = db
-        self._rooms = rooms
         self._events = events
         self._state = state
         self._users = users
@@ -60,9 +58,6 @@ class Redactor:
     ) -> str:
         """Send a redaction of `event_id`; returns its event ID (the first one for a repeated txn id)."""
         txn = TxnRecord(user_id, device_id, scoped_txn_id(f"redact/{room_id}/{event_id}", txn_id))
-        earlier = await self._rooms.event_for_txn(txn.user_id, txn.device_id, txn.txn_id)
-        if earlier is not None:
-            return earlier
         room = await self._sender.room(room_id)
         content: dict[str, Any] = {}
         if reason is not None:
@@ -73,13 +68,13 @@ class Redactor:
         else:
             extra = {"redacts": event_id}
         async with self._persister.locked(room_id):
-            earlier = await self._rooms.event_for_txn(txn.user_id, txn.device_id, txn.txn_id)
-            if earlier is not None:
-                return earlier
             await self._check_may_redact(room, user_id, event_id)
-            stored = await self._sender.send_locked(
-                room, user_id, "m.room.redaction", content, txn=txn, extra=extra
-            )
+            try:
+                stored = await self._sender.send_locked(
+                    room, user_id, "m.room.redaction", content, txn=txn, extra=extra
+                )
+            except DuplicateTxn as e:
+                return e.event_id
         return stored.event_id
 
     async def _check_may_redact(self, room: RoomInfo, user_id: str, event_id: str) -> None:

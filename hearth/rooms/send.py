@@ -1,10 +1,10 @@
 """Sending events as a local user: the client's way into `EventPersister`.
 
 Build and persist happen under the room's lock, so each event sits on the
-extremities it was built on. A client transaction id is checked under the
-lock, in the same order as the persists that record them, so a retried PUT
-returns the first event instead of sending a second one. (A retry waits for
-the lock like any send; checking before it too would cost every send a read.)
+extremities it was built on. A client transaction id is looked up in the
+persist's own write transaction (`DuplicateTxn`), so a retried PUT returns
+the first event instead of sending a second one, and a first send pays no
+extra read for the check.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from hearth.core.errors import EventTooLarge, InvalidPDU
 from hearth.errors import MatrixError, forbidden
 from hearth.rooms.builder import EventBuilder
-from hearth.rooms.persist import EventPersister, EventRejected, TxnRecord
+from hearth.rooms.persist import DuplicateTxn, EventPersister, EventRejected, TxnRecord
 from hearth.storage.events import StoredEvent
 from hearth.storage.rooms import RoomInfo, RoomsStore
 
@@ -68,13 +68,12 @@ class RoomSender:
         if self._relation_check is not None and state_key is None and "m.relates_to" in content:
             await self._relation_check(room_id, sender, event_type, content)
         async with self._persister.locked(room_id):
-            if txn is not None:
-                earlier = await self._rooms.event_for_txn(txn.user_id, txn.device_id, txn.txn_id)
-                if earlier is not None:
-                    return earlier
-            stored = await self.send_locked(
-                room, sender, event_type, content, state_key=state_key, txn=txn, extra=extra
-            )
+            try:
+                stored = await self.send_locked(
+                    room, sender, event_type, content, state_key=state_key, txn=txn, extra=extra
+                )
+            except DuplicateTxn as e:
+                return e.event_id
         return stored.event_id
 
     async def send_locked(

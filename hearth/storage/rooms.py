@@ -256,10 +256,10 @@ class RoomsStore:
 
     # --- transaction ids --------------------------------------------------------
 
-    async def event_for_txn(self, user_id: str, device_id: str, txn_id: str) -> str | None:
+    async def event_for_txn(self, conn: DbConnection, user_id: str, device_id: str, txn_id: str
+                            ) -> str | None:
         params = {"user_id": user_id, "device_id": device_id, "txn_id": txn_id}
-        async with self._db.read() as conn:
-            return (await conn.execute(_EVENT_FOR_TXN, params)).scalar()
+        return (await conn.execute(_EVENT_FOR_TXN, params)).scalar()
 
     async def record_txn(
         self, conn: DbConnection, user_id: str, device_id: str, txn_id: str, event_id: str, now_ms: int
