@@ -24,16 +24,24 @@ class Subscription:
     """One long-poll's interest: its user, and the rooms it watches.
 
     Register before reading the database, so nothing that commits after the
-    read can slip past: its notification sets `event`.
+    read can slip past: its notification sets `notified`, which `wait` sees.
+    A bare flag and a future made only while waiting, not an `asyncio.Event`:
+    every parked long-poll holds one, and an Event carries a deque of its own.
     """
 
-    __slots__ = ("_notifier", "event", "room_ids", "user_id")
+    __slots__ = ("_notifier", "_waiter", "notified", "room_ids", "user_id")
 
     def __init__(self, notifier: Notifier, user_id: str) -> None:
         self._notifier = notifier
         self.user_id = user_id
         self.room_ids: set[str] = set()
-        self.event = asyncio.Event()
+        self.notified = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def notify(self) -> None:
+        self.notified = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def watch_rooms(self, room_ids: Iterable[str]) -> None:
         new = set(room_ids) - self.room_ids
@@ -49,12 +57,16 @@ class Subscription:
         (memory) and which costs two more loop turns between the notification
         and the sync waking.
         """
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self.event.wait()
-        except TimeoutError:
-            return False
-        self.event.clear()
+        if not self.notified:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self._waiter
+            except TimeoutError:
+                return False
+            finally:
+                self._waiter = None
+        self.notified = False
         return True
 
     def close(self) -> None:
@@ -82,18 +94,18 @@ class Notifier:
         for listener in self._room_event_listeners:
             listener(room_id, stream_ordering)
         for sub in self._by_room.get(room_id, ()):
-            sub.event.set()
+            sub.notify()
         if member is not None:
             self.notify_user(member)
 
     def notify_room(self, room_id: str) -> None:
         """Something other than a room event changed in the room (typing, receipts)."""
         for sub in self._by_room.get(room_id, ()):
-            sub.event.set()
+            sub.notify()
 
     def notify_user(self, user_id: str) -> None:
         for sub in self._by_user.get(user_id, ()):
-            sub.event.set()
+            sub.notify()
 
     def subscribe(self, user_id: str) -> Subscription:
         sub = Subscription(self, user_id)

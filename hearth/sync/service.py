@@ -167,11 +167,13 @@ class SyncService:
                 remaining = deadline - time.monotonic()
                 if news or since is None or full_state or remaining <= 0:
                     return response
+                # Not kept while parked (memory per long-poll): a timeout builds
+                # the empty answer again, with the then current positions.
+                del response
                 sub.watch_rooms(joined)
                 if self.current_token().advanced_past(upto):
                     continue  # news arrived while we read; look again before sleeping
-                if not await sub.wait(remaining):
-                    return response
+                await sub.wait(remaining)
 
     async def _build(
         self, requester: Requester, since: SyncToken | None, upto: SyncToken, flt: Filter, full_state: bool

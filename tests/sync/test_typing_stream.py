@@ -83,7 +83,7 @@ async def test_zero_timeout_ends_at_once_and_wakes_the_room() -> None:
     with notifier.subscribe("@b:x") as sub:
         sub.watch_rooms(["!r:x"])
         await typing.set_typing("@a:x", "@a:x", "!r:x", True, 0)
-        assert sub.event.is_set()
+        assert sub.notified
     assert typing.typing_in("!r:x") == []
     typing.close()
 
