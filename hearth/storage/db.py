@@ -69,18 +69,27 @@ class DbConnection(Protocol):
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T: ...
 
 
-class _InlineConnection:
-    """A sync SQLite connection behind the async `DbConnection` interface."""
+class _Connection:
+    """What both engines' `DbConnection`s share: the wrapped connection and the after-commit callbacks."""
 
     __slots__ = ("_conn", "after_commit_callbacks")
 
-    def __init__(self, conn: Connection, after_commit_callbacks: list[AfterCommit] | None = None) -> None:
+    def __init__(
+        self, conn: Connection | AsyncConnection, after_commit_callbacks: list[AfterCommit] | None = None
+    ) -> None:
         self._conn = conn
         self.after_commit_callbacks = after_commit_callbacks
 
     @property
     def dialect(self) -> Dialect:
         return self._conn.dialect
+
+
+class _InlineConnection(_Connection):
+    """A sync SQLite connection behind the async `DbConnection` interface."""
+
+    __slots__ = ()
+    _conn: Connection
 
     async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[*tuple[Any, ...]]:
         if parameters is None:
@@ -91,19 +100,11 @@ class _InlineConnection:
         return fn(self._conn, *args)
 
 
-class _AsyncConnection:
-    """A PostgreSQL (asyncio) connection behind `DbConnection`, carrying the after-commit callbacks."""
+class _AsyncConnection(_Connection):
+    """A PostgreSQL (asyncio) connection behind `DbConnection`."""
 
-    __slots__ = ("_conn", "after_commit_callbacks")
-
-    def __init__(self, conn: AsyncConnection, after_commit_callbacks: list[AfterCommit] | None = None
-                 ) -> None:
-        self._conn = conn
-        self.after_commit_callbacks = after_commit_callbacks
-
-    @property
-    def dialect(self) -> Dialect:
-        return self._conn.dialect
+    __slots__ = ()
+    _conn: AsyncConnection
 
     async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[*tuple[Any, ...]]:
         return await self._conn.execute(statement, parameters)

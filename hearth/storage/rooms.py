@@ -242,10 +242,10 @@ class RoomsStore:
                 .values(forgotten=True)
                 .returning(room_members.c.user_id)
             )
-            changed = result.first() is not None
-        if changed:
-            self._membership_changed(user_id)
-        return changed
+            if result.first() is None:
+                return False
+            after_commit(conn, lambda: self._membership_changed(user_id))
+            return True
 
     async def members(self, room_nid: int, membership: str | None = "join") -> list[str]:
         stmt = select(room_members.c.user_id).where(room_members.c.room_nid == room_nid)
