@@ -171,6 +171,9 @@ class PushService:
         self._starts = 0
         self._room_ids: OrderedDict[int, str] = OrderedDict()
         self._recent: dict[int, StoredEvent] = {}  # stream ordering -> event, in stream order
+        # stream ordering -> when the event was handed over: a notification's
+        # `ts`, so it does not depend on when the worker got to it.
+        self._received_at: dict[int, int] = {}
         self._rooms_cache: OrderedDict[int, _RoomCache] = OrderedDict()
         # Bumped whenever a room's current state changes: a cache fill that
         # read the database before the change must not be kept after it.
@@ -187,8 +190,10 @@ class PushService:
     def _on_persisted(self, stored: StoredEvent, state_changed: bool) -> None:
         if stored.stream_ordering is not None:
             self._recent[stored.stream_ordering] = stored
+            self._received_at[stored.stream_ordering] = self._clock.time_ms()
             if len(self._recent) > RECENT_LIMIT:
-                del self._recent[next(iter(self._recent))]
+                oldest = next(iter(self._recent))
+                del self._recent[oldest], self._received_at[oldest]
         if state_changed:
             self._state_generation += 1
             self._rooms_cache.pop(stored.room_nid, None)
@@ -279,7 +284,7 @@ class PushService:
         for (user_id, room_nid), st in touched:
             self._remember_counts(user_id, room_nid, {t: Counts(n, h) for t, (n, h) in st.counts.items()})
         for stream in [s for s in self._recent if s <= new_position]:
-            del self._recent[stream]
+            del self._recent[stream], self._received_at[stream]
         if pending:
             await self._push(pending)
 
@@ -408,7 +413,7 @@ class PushService:
                 if outcome is None or not outcome.notify:
                     continue
                 rows.append(ActionRow(user_id, stored.event_nid, room_nid, stream, thread_id,
-                                      outcome.actions, outcome.highlight, now))
+                                      outcome.actions, outcome.highlight, self._received_at.get(stream, now)))
                 pending.append(_Pending(user_id, stored, outcome))
                 st = states.get((user_id, room_nid))
                 if st is None or user_id not in local or stream <= st.read_up_to(thread_id):
