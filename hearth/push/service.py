@@ -4,13 +4,13 @@ How it runs. The persister hands each committed event to the push service's
 listener, which keeps it in memory and wakes the worker task, so sending an
 event pays nothing for push. The worker walks the event stream in order from
 its durable position ("push_actions" in `stream_counters`) up to the
-persister's `current` position, in batches: the batch's events (from memory
-when every one of them was handed over, else read back), their rooms' joined
-members and the current state the rules look at (both cached per room until
-the room's current state changes), the members' rulesets (cached), read
-positions and counts; then pure rule evaluation; then one write transaction
-that stores the notifications, the new counts and the new position together.
-After it commits, pushes go to the pusher service.
+persister's `current` position, in batches, each one write transaction: the
+batch's events (from memory when every one of them was handed over, else read
+back), their rooms' joined members and the current state the rules look at
+(both cached per room until the room's current state changes), the members'
+rulesets, read positions and counts (all cached); then pure rule evaluation;
+then the notifications, the new counts and the new position are stored
+together. After it commits, pushes go to the pusher service.
 
 Why counts are right when a sync reads them: /sync calls `caught_up(upto)`
 before reading counts, which returns at once if the worker is past `upto` and
@@ -18,9 +18,10 @@ otherwise processes up to it right there (under the same lock the worker
 uses). So the count for an event is in the same /sync response as the event,
 as the spec requires, whether or not the worker got there first. The
 position is durable, so after a crash the events not yet processed are
-processed on start. The counts /sync reads are cached per (user, room): every
-count write happens here, under one lock, and puts its result in the cache
-once committed, so a woken long-poll reads no counts from the database.
+processed on start. Counts and read positions are cached per (user, room):
+every write of either happens here, under one lock, and puts its result in the
+cache once committed, so neither a woken long-poll nor the next batch reads
+them from the database.
 
 Who is evaluated for an event: local users joined to the room since before
 the event (their join's stream position is lower), except the sender; and a
@@ -183,6 +184,9 @@ class PushService:
         # and bumps the generation, so a fill that read before it is dropped.
         self._counts: OrderedDict[tuple[str, int], dict[str, Counts]] = OrderedDict()
         self._counts_generation = 0
+        # (user, room nid) -> thread -> read position, as stored; only read and
+        # written under `_lock` (so no generation is needed).
+        self._reads: OrderedDict[tuple[str, int], dict[str, int]] = OrderedDict()
         persister.add_persisted_listener(self._on_persisted)
 
     # --- lifecycle ----------------------------------------------------------------
@@ -255,7 +259,7 @@ class PushService:
         rows: list[ActionRow] = []
         states: dict[tuple[str, int], _UserRoom] = {}
         now = self._clock.time_ms()
-        async with self._db.read() as conn:
+        async with self._db.write() as conn:
             new_position, events = await self._batch_events(conn, after, target)
             batch = [s for s in events if s.rejected_reason is None and not s.outlier]
             by_room: dict[int, list[StoredEvent]] = {}
@@ -266,7 +270,6 @@ class PushService:
             for room_nid, room_events in by_room.items():
                 await self._room_batch(conn, room_nid, room_events, members[room_nid], threads,
                                        now, states, rows, pending)
-        async with self._db.write() as conn:
             await self._store.insert_actions(conn, rows)
             touched = [(key, st) for key, st in states.items() if st.touched]
             await self._store.set_read_positions(conn, [
@@ -283,6 +286,9 @@ class PushService:
         self._counts_generation += 1
         for (user_id, room_nid), st in touched:
             self._remember_counts(user_id, room_nid, {t: Counts(n, h) for t, (n, h) in st.counts.items()})
+            reads = self._reads.get((user_id, room_nid))
+            if reads is not None:
+                reads.update(st.new_reads)
         for stream in [s for s in self._recent if s <= new_position]:
             del self._recent[stream], self._received_at[stream]
         if pending:
@@ -305,6 +311,58 @@ class PushService:
         new_position = pairs[-1][1] if len(pairs) == self._batch_size else target
         found = await self._events.by_nids(conn, [nid for nid, _ in pairs])
         return new_position, [found[nid] for nid, _ in pairs if nid in found]
+
+    async def _stored_counts(self, conn: DbConnection, room_nid: int, user_ids: Iterable[str]
+                             ) -> dict[tuple[str, str], Counts]:
+        """(user, thread) -> the users' stored unread counts in the room, from the cache where it has them.
+
+        Called under `_lock`, which every count write holds, so what the
+        database returns is what the cache would: it is remembered.
+        """
+        out: dict[tuple[str, str], Counts] = {}
+        missing: list[str] = []
+        for user_id in user_ids:
+            cached = self._counts.get((user_id, room_nid))
+            if cached is None:
+                missing.append(user_id)
+            else:
+                out.update(((user_id, t), c) for t, c in cached.items())
+        if missing:
+            found = await self._store.counts_in_room(conn, room_nid, missing)
+            out.update(found)
+            by_user: dict[str, dict[str, Counts]] = {u: {} for u in missing}
+            for (user_id, thread_id), c in found.items():
+                by_user[user_id][thread_id] = c
+            for user_id, threads in by_user.items():
+                self._remember_counts(user_id, room_nid, threads)
+        return out
+
+    async def _stored_reads(self, conn: DbConnection, room_nid: int, user_ids: Iterable[str]
+                            ) -> dict[tuple[str, str], int]:
+        """(user, thread) -> the users' stored read positions in the room; cached like `_stored_counts`."""
+        out: dict[tuple[str, str], int] = {}
+        missing: list[str] = []
+        for user_id in user_ids:
+            cached = self._reads.get((user_id, room_nid))
+            if cached is None:
+                missing.append(user_id)
+            else:
+                out.update(((user_id, t), pos) for t, pos in cached.items())
+        if missing:
+            found = await self._store.read_positions(conn, room_nid, missing)
+            out.update(found)
+            by_user: dict[str, dict[str, int]] = {u: {} for u in missing}
+            for (user_id, thread_id), pos in found.items():
+                by_user[user_id][thread_id] = pos
+            for user_id, reads in by_user.items():
+                self._remember_reads(user_id, room_nid, reads)
+        return out
+
+    def _remember_reads(self, user_id: str, room_nid: int, reads: Mapping[str, int]) -> None:
+        self._reads[(user_id, room_nid)] = dict(reads)
+        self._reads.move_to_end((user_id, room_nid))
+        if len(self._reads) > COUNTS_CACHE_SIZE:
+            self._reads.popitem(last=False)
 
     def _remember_counts(self, user_id: str, room_nid: int, counts: Mapping[str, Counts]) -> None:
         unread = {t: c for t, c in counts.items() if c.notifications or c.highlights}
@@ -379,11 +437,11 @@ class PushService:
         tracked = (set(local) & users) | senders | leavers
         if not users and not tracked:
             return
-        counts = await self._store.counts_in_room(conn, room_nid, tracked)
+        counts = await self._stored_counts(conn, room_nid, tracked)
         # A sender with nothing unread never moves a read position: no need to read it.
         unread_senders = {u for (u, _), c in counts.items() if c.notifications or c.highlights}
         wanted = (set(local) & users) | leavers | (senders & unread_senders)
-        reads = await self._store.read_positions(conn, room_nid, wanted) if wanted else {}
+        reads = await self._stored_reads(conn, room_nid, wanted)
         for user_id in tracked:
             states[(user_id, room_nid)] = _UserRoom(reads={}, counts={})
         for (user_id, thread_id), position in reads.items():
@@ -568,9 +626,7 @@ class PushService:
             if stored is None or stored.room_nid != room.room_nid or not stored.stream_ordering:
                 return
             stream = stored.stream_ordering
-            reads = {t: p for (_, t), p in (
-                await self._store.read_positions(conn, room.room_nid, [user_id])
-            ).items()}
+            reads = {t: p for (_, t), p in (await self._stored_reads(conn, room.room_nid, [user_id])).items()}
             if reads.get(key, 0) >= stream:
                 return
             reads[key] = stream
@@ -582,6 +638,7 @@ class PushService:
             changed = before != after
         self._counts_generation += 1
         self._remember_counts(user_id, room.room_nid, after)
+        self._remember_reads(user_id, room.room_nid, reads)
         if changed:
             await self._badge(user_id)
 
