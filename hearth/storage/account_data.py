@@ -16,17 +16,18 @@ from sqlalchemy import and_, bindparam, delete, select
 from hearth.storage import dialect
 from hearth.storage.db import Database, DbConnection
 from hearth.storage.encoding import dumps_storable
+from hearth.storage.prepared import prepared
 from hearth.storage.streams import ACCOUNT_DATA, StreamPositions
 from hearth.storage.tables import account_data
 
 GLOBAL = ""
 
 # Read on every /messages page (the ignored-users list): built once.
-_GET = select(account_data.c.content).where(
+_GET = prepared(select(account_data.c.content).where(
     account_data.c.user_id == bindparam("user_id"),
     account_data.c.room_id == bindparam("room_id"),
     account_data.c.type == bindparam("type"),
-)
+))
 
 
 @dataclass(frozen=True, slots=True)

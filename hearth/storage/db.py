@@ -41,8 +41,10 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import CursorResult, Dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import NullPool
+
+from hearth.storage.prepared import Result, run_prepared
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -64,7 +66,7 @@ class DbConnection(Protocol):
     @property
     def dialect(self) -> Dialect: ...
 
-    async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[*tuple[Any, ...]]: ...
+    async def execute(self, statement: Any, parameters: Any = None) -> Result: ...
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T: ...
 
@@ -91,7 +93,10 @@ class _InlineConnection(_Connection):
     __slots__ = ()
     _conn: Connection
 
-    async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[*tuple[Any, ...]]:
+    async def execute(self, statement: Any, parameters: Any = None) -> Result:
+        fast = run_prepared(self._conn, statement, parameters)
+        if fast is not None:
+            return fast
         if parameters is None:
             return self._conn.execute(statement)
         return self._conn.execute(statement, parameters)
@@ -106,7 +111,7 @@ class _AsyncConnection(_Connection):
     __slots__ = ()
     _conn: AsyncConnection
 
-    async def execute(self, statement: Any, parameters: Any = None) -> CursorResult[*tuple[Any, ...]]:
+    async def execute(self, statement: Any, parameters: Any = None) -> Result:
         return await self._conn.execute(statement, parameters)
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:

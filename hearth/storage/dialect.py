@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, FromClause, Table, bindparam, column, func
 from sqlalchemy.sql.dml import Insert
 
 from hearth.storage.db import DbConnection
+from hearth.storage.prepared import prepared
 from hearth.storage.tables import FULL_TEXT_INDEX, event_search
 
 
@@ -72,10 +73,10 @@ def _upsert_statement(dialect_name: str, table: Table, columns: tuple[str, ...],
     stmt = _dialect_insert(dialect_name)(table)
     update_cols = [c for c in columns if c not in conflict_cols]
     if not update_cols:
-        return stmt.on_conflict_do_nothing(index_elements=list(conflict_cols))
-    return stmt.on_conflict_do_update(
+        return prepared(stmt.on_conflict_do_nothing(index_elements=list(conflict_cols)))
+    return prepared(stmt.on_conflict_do_update(
         index_elements=list(conflict_cols), set_={c: stmt.excluded[c] for c in update_cols},
-    )
+    ))
 
 
 def insert_ignore(

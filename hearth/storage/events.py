@@ -19,6 +19,7 @@ from hearth.core.canonical_json import encode_canonical_json
 from hearth.core.events import Event
 from hearth.core.room_versions import KNOWN_ROOM_VERSIONS
 from hearth.storage.db import DbConnection
+from hearth.storage.prepared import prepared
 from hearth.storage.relations import THREAD, note_thread_event
 from hearth.storage.search import index_event, unindex_event
 from hearth.storage.tables import event_auth_edges, event_edges, event_relations, events, rooms
@@ -56,17 +57,19 @@ _COLUMNS = (
 )
 _FROM = events.join(rooms, rooms.c.room_nid == events.c.room_nid)
 # Built once: reusing the statement objects spares SQLAlchemy rebuilding them per call.
-_BY_IDS = select(*_COLUMNS).select_from(_FROM).where(events.c.event_id.in_(bindparam("ids", expanding=True)))
-_BY_NIDS = select(*_COLUMNS).select_from(_FROM).where(
-    events.c.event_nid.in_(bindparam("nids", expanding=True))
+_BY_IDS = prepared(
+    select(*_COLUMNS).select_from(_FROM).where(events.c.event_id.in_(bindparam("ids", expanding=True)))
 )
+_BY_NIDS = prepared(select(*_COLUMNS).select_from(_FROM).where(
+    events.c.event_nid.in_(bindparam("nids", expanding=True))
+))
 
 # Hot-path statements built once: executing a prebuilt statement with a
 # parameter dict skips SQLAlchemy's per-call expression building.
-_INSERT_EVENT = insert(events).returning(events.c.event_nid)
-_INSERT_EDGE = insert(event_edges)
-_INSERT_AUTH_EDGE = insert(event_auth_edges)
-_SET_STATE_AFTER = (
+_INSERT_EVENT = prepared(insert(events).returning(events.c.event_nid))
+_INSERT_EDGE = prepared(insert(event_edges))
+_INSERT_AUTH_EDGE = prepared(insert(event_auth_edges))
+_SET_STATE_AFTER = prepared(
     update(events).where(events.c.event_nid == bindparam("nid")).values(state_after_nid=bindparam("after"))
 )
 

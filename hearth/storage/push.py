@@ -28,6 +28,7 @@ from hearth.push.rules import DefaultRuleChange, PushRule
 from hearth.storage import dialect
 from hearth.storage.db import DbConnection
 from hearth.storage.encoding import dumps_storable
+from hearth.storage.prepared import prepared
 from hearth.storage.tables import (
     event_push_actions,
     event_relations,
@@ -48,22 +49,25 @@ MAIN = "main"
 _CHUNK = 500
 
 # Statements the push worker runs for every batch of events, built once.
-_COUNTS_IN_ROOM = select(
+_COUNTS_IN_ROOM = prepared(select(
     push_counts.c.user_id, push_counts.c.thread_id, push_counts.c.notification_count,
     push_counts.c.highlight_count,
 ).where(push_counts.c.room_nid == bindparam("room_nid"),
-        push_counts.c.user_id.in_(bindparam("user_ids", expanding=True)))
-_READ_POSITIONS = select(push_read.c.user_id, push_read.c.thread_id, push_read.c.stream_ordering).where(
-    push_read.c.room_nid == bindparam("room_nid"),
-    push_read.c.user_id.in_(bindparam("user_ids", expanding=True)),
+        push_counts.c.user_id.in_(bindparam("user_ids", expanding=True))))
+_READ_POSITIONS = prepared(
+    select(push_read.c.user_id, push_read.c.thread_id, push_read.c.stream_ordering).where(
+        push_read.c.room_nid == bindparam("room_nid"),
+        push_read.c.user_id.in_(bindparam("user_ids", expanding=True)),
+    )
 )
+_INSERT_ACTIONS = prepared(insert(event_push_actions))
 _READ_COLUMNS = ("user_id", "room_nid", "thread_id", "stream_ordering")
 _COUNT_COLUMNS = ("user_id", "room_nid", "thread_id", "notification_count", "highlight_count")
 _COUNT_KEY = ("user_id", "room_nid", "thread_id")
-_CLEAR_COUNTS = delete(push_counts).where(
+_CLEAR_COUNTS = prepared(delete(push_counts).where(
     push_counts.c.user_id == bindparam("u"), push_counts.c.room_nid == bindparam("r"),
-)
-_DROP_COUNT = _CLEAR_COUNTS.where(push_counts.c.thread_id == bindparam("t"))
+))
+_DROP_COUNT = prepared(_CLEAR_COUNTS.where(push_counts.c.thread_id == bindparam("t")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,7 +373,7 @@ class PushStore:
     async def insert_actions(self, conn: DbConnection, rows: Sequence[ActionRow]) -> None:
         if not rows:
             return
-        await conn.execute(insert(event_push_actions), [
+        await conn.execute(_INSERT_ACTIONS, [
             {
                 "user_id": r.user_id, "event_nid": r.event_nid, "room_nid": r.room_nid,
                 "stream_ordering": r.stream_ordering, "thread_id": r.thread_id,

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, exists, func, insert, literal, select, tuple_, update
 
 from hearth.storage.db import DbConnection
+from hearth.storage.prepared import prepared
 from hearth.storage.tables import event_relations, events, threads
 from hearth.storage.timeline import PageRow, Pos
 
@@ -40,7 +41,7 @@ _VALID_CHILD = and_(
 _CHILD_JOIN = event_relations.join(events, events.c.event_nid == event_relations.c.event_nid)
 
 # Bundled aggregations are summarised for every page of /messages and /sync: built once.
-_SUMMARIES = (
+_SUMMARIES = prepared(
     select(
         event_relations.c.relates_to_id,
         event_relations.c.rel_type,

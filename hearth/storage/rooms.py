@@ -11,20 +11,21 @@ from sqlalchemy.exc import IntegrityError
 from hearth.core.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from hearth.storage import dialect
 from hearth.storage.db import Database, DbConnection, after_commit
+from hearth.storage.prepared import prepared
 from hearth.storage.tables import event_txn_ids, events, forward_extremities, room_members, rooms
 
 # Hot-path statements built once (see storage/events.py).
-_DELETE_EXTREMITIES = delete(forward_extremities).where(
+_DELETE_EXTREMITIES = prepared(delete(forward_extremities).where(
     forward_extremities.c.room_nid == bindparam("room_nid"),
     forward_extremities.c.event_nid.in_(bindparam("nids", expanding=True)),
-)
-_INSERT_EXTREMITY = insert(forward_extremities)
-_INSERT_TXN = insert(event_txn_ids)
-_EVENT_FOR_TXN = select(event_txn_ids.c.event_id).where(
+))
+_INSERT_EXTREMITY = prepared(insert(forward_extremities))
+_INSERT_TXN = prepared(insert(event_txn_ids))
+_EVENT_FOR_TXN = prepared(select(event_txn_ids.c.event_id).where(
     event_txn_ids.c.user_id == bindparam("user_id"),
     event_txn_ids.c.device_id == bindparam("device_id"),
     event_txn_ids.c.txn_id == bindparam("txn_id"),
-)
+))
 
 
 @dataclass(frozen=True, slots=True)

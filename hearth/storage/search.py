@@ -31,6 +31,7 @@ from sqlalchemy import ColumnElement, Select, and_, delete, desc, func, insert, 
 from hearth.core.events import Event
 from hearth.storage import dialect
 from hearth.storage.db import DbConnection
+from hearth.storage.prepared import prepared
 from hearth.storage.tables import event_search, events, room_members, room_publicity, rooms
 from hearth.storage.timeline import EventMatch
 
@@ -41,7 +42,7 @@ _KEY_BY_TYPE = {
 # Longer text is cut: nobody searches for the middle of a novel pasted into a room.
 _MAX_INDEXED_CHARS = 64 * 1024
 
-_INSERT_TEXT = insert(event_search)
+_INSERT_TEXT = prepared(insert(event_search))
 
 
 def searchable_text(event: Event) -> tuple[str, str] | None:

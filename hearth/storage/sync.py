@@ -13,6 +13,7 @@ from sqlalchemy import and_, bindparam, func, select
 
 from hearth.core.room_versions import KNOWN_ROOM_VERSIONS
 from hearth.storage.db import DbConnection
+from hearth.storage.prepared import prepared
 from hearth.storage.rooms import RoomInfo
 from hearth.storage.tables import current_state, events, room_members, rooms
 
@@ -29,7 +30,7 @@ class Membership:
     stream_ordering: int
 
 
-_MEMBERSHIPS = (
+_MEMBERSHIPS = prepared(
     select(
         rooms.c.room_nid,
         rooms.c.room_id,
@@ -42,13 +43,13 @@ _MEMBERSHIPS = (
     .where(room_members.c.user_id == bindparam("user_id"), room_members.c.forgotten.is_(False))
 )
 
-_CHANGED_ROOMS = (
+_CHANGED_ROOMS = prepared(
     select(events.c.room_nid)
     .where(events.c.stream_ordering > bindparam("since"), events.c.stream_ordering <= bindparam("upto"))
     .distinct()
 )
 
-_RECENT = (
+_RECENT = prepared(
     select(events.c.event_nid)
     .where(
         events.c.room_nid == bindparam("room_nid"),
@@ -60,7 +61,7 @@ _RECENT = (
     .limit(bindparam("limit"))
 )
 
-_STATE_AT = (
+_STATE_AT = prepared(
     select(events.c.state_after_nid)
     .where(
         events.c.room_nid == bindparam("room_nid"),
@@ -71,7 +72,7 @@ _STATE_AT = (
     .limit(1)
 )
 
-_WITH_STATE = (
+_WITH_STATE = prepared(
     select(current_state.c.room_nid)
     .where(
         current_state.c.room_nid.in_(bindparam("room_nids", expanding=True)),

@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, false, literal, n
 
 from hearth.core.events import Event
 from hearth.storage.db import DbConnection
+from hearth.storage.prepared import prepared
 from hearth.storage.tables import (
     account_data,
     event_txn_ids,
@@ -153,7 +154,7 @@ def _page_statement(has_after: bool, has_upto: bool, backwards: bool, *, cached:
     return stmt
 
 
-_AT_STREAM = (
+_AT_STREAM = prepared(
     select(events.c.event_nid, events.c.depth, events.c.stream_ordering)
     .where(events.c.room_nid == bindparam("room_nid"), _IN_TIMELINE,
            events.c.stream_ordering <= bindparam("stream"))
@@ -161,7 +162,7 @@ _AT_STREAM = (
     .limit(1)
 )
 
-_STATE_AFTER_AT = (
+_STATE_AFTER_AT = prepared(
     select(events.c.state_after_nid)
     .where(events.c.room_nid == bindparam("room_nid"), _IN_TIMELINE,
            _position <= tuple_(bindparam("depth"), bindparam("stream")))
@@ -169,22 +170,22 @@ _STATE_AFTER_AT = (
     .limit(1)
 )
 
-_MEMBER_EVENTS = (
+_MEMBER_EVENTS = prepared(
     select(events.c.event_nid)
     .where(events.c.room_nid == bindparam("room_nid"), events.c.type == "m.room.member",
            events.c.state_key == bindparam("user_id"), _IN_TIMELINE)
     .order_by(events.c.stream_ordering.desc())
 )
 
-_TXN_IDS = select(event_txn_ids.c.event_id, event_txn_ids.c.txn_id).where(
+_TXN_IDS = prepared(select(event_txn_ids.c.event_id, event_txn_ids.c.txn_id).where(
     event_txn_ids.c.event_id.in_(bindparam("event_ids", expanding=True)),
     event_txn_ids.c.user_id == bindparam("user_id"),
     event_txn_ids.c.device_id == bindparam("device_id"),
-)
+))
 
-_MEMBERSHIP = select(room_members.c.membership, room_members.c.event_nid).where(
+_MEMBERSHIP = prepared(select(room_members.c.membership, room_members.c.event_nid).where(
     room_members.c.room_nid == bindparam("room_nid"), room_members.c.user_id == bindparam("user_id")
-)
+))
 
 
 def _entries_statement() -> _AnySelect:

@@ -1,0 +1,180 @@
+"""The SQLite fast path for `prepared()` statements answers exactly as SQLAlchemy does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    exc,
+    insert,
+    select,
+    update,
+)
+
+from hearth.storage import db as db_module
+from hearth.storage.db import Database
+from hearth.storage.prepared import prepared
+
+_meta = MetaData()
+_things = Table(
+    "things",
+    _meta,
+    Column("nid", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("flag", Boolean, nullable=False),
+    Column("blob", LargeBinary, nullable=True),
+    Column("kind", Text, nullable=False, default="plain"),  # a Python-side default
+)
+
+
+def _both(build: Callable[[], Any]) -> tuple[Any, Any]:
+    """The same statement twice: one run on the fast path, one through SQLAlchemy."""
+    return prepared(build()), build()
+
+
+_INSERT, _INSERT_SLOW = _both(lambda: insert(_things))
+_INSERT_RETURNING, _INSERT_RETURNING_SLOW = _both(lambda: insert(_things).returning(_things.c.nid))
+_BY_NAMES, _BY_NAMES_SLOW = _both(
+    lambda: select(_things.c.nid, _things.c.name, _things.c.flag, _things.c.blob)
+    .where(_things.c.name.in_(bindparam("names", expanding=True)), _things.c.flag.is_(True))
+    .order_by(_things.c.nid)
+)
+_COUNT_KIND, _COUNT_KIND_SLOW = _both(
+    lambda: select(_things.c.kind, _things.c.nid).where(_things.c.kind == "plain").order_by(_things.c.nid)
+)
+_RENAME, _RENAME_SLOW = _both(
+    lambda: update(_things).where(_things.c.nid == bindparam("n")).values(name=bindparam("new_name"))
+)
+_DELETE_FLAGGED, _DELETE_FLAGGED_SLOW = _both(lambda: delete(_things).where(_things.c.flag == bindparam("f")))
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database.from_url(f"sqlite:///{tmp_path / 'prepared.db'}", pool_size=4)
+    async with database.write() as conn:
+        await conn.run_sync(_meta.create_all)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each execute of a prepared statement took the fast path."""
+    calls: list[bool] = []
+    original = db_module.run_prepared
+
+    def spy(conn: Any, statement: Any, parameters: Any) -> Any:
+        result = original(conn, statement, parameters)
+        if statement in (_INSERT, _INSERT_RETURNING, _BY_NAMES, _COUNT_KIND, _RENAME, _DELETE_FLAGGED):
+            calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(db_module, "run_prepared", spy)
+    return calls
+
+
+_ROWS = [
+    {"name": "a", "flag": True, "blob": b"\x00\x01", "kind": "plain"},
+    {"name": "b", "flag": False, "blob": None, "kind": "plain"},
+    {"name": "c", "flag": True, "blob": None, "kind": "odd"},
+]
+
+
+async def test_fast_and_slow_paths_agree(db: Database, fast_calls: list[bool]) -> None:
+    async with db.write() as conn:
+        fast = await conn.execute(_INSERT, _ROWS)
+        assert fast.rowcount == 3
+    async with db.read() as conn:
+        names = {"names": ["a", "b", "c", "zzz"]}
+        fast_rows = (await conn.execute(_BY_NAMES, names)).all()
+        slow_rows = (await conn.execute(_BY_NAMES_SLOW, names)).all()
+    assert [tuple(r) for r in fast_rows] == [tuple(r) for r in slow_rows] == [(1, "a", True, b"\x00\x01"),
+                                                                             (3, "c", True, None)]
+    assert all(type(r.flag) is bool for r in fast_rows)  # the Boolean result processor ran
+    assert [r.name for r in fast_rows] == ["a", "c"]  # rows are named like SQLAlchemy's
+    assert fast_calls == [True, True]
+
+
+async def test_result_methods(db: Database) -> None:
+    async with db.write() as conn:
+        nid = (await conn.execute(_INSERT_RETURNING, {**_ROWS[0]})).scalar_one()
+        slow_nid = (await conn.execute(_INSERT_RETURNING_SLOW, {**_ROWS[1]})).scalar_one()
+    assert (nid, slow_nid) == (1, 2)
+    async with db.read() as conn:
+        for statement in (_BY_NAMES, _BY_NAMES_SLOW):
+            one = {"names": ["a"]}
+            assert (await conn.execute(statement, one)).scalar_one_or_none() == 1
+            assert (await conn.execute(statement, {"names": ["b"]})).scalar_one_or_none() is None
+            assert (await conn.execute(statement, one)).scalars().all() == [1]
+            assert (await conn.execute(statement, one)).mappings().first()["name"] == "a"
+            assert (await conn.execute(statement, one)).first()[1] == "a"
+            with pytest.raises(exc.NoResultFound):
+                (await conn.execute(statement, {"names": ["b"]})).one()
+
+
+async def test_update_and_delete_report_rowcounts(db: Database, fast_calls: list[bool]) -> None:
+    async with db.write() as conn:
+        await conn.execute(_INSERT, _ROWS)
+        assert (await conn.execute(_RENAME, {"n": 1, "new_name": "a2"})).rowcount == 1
+        assert (await conn.execute(_RENAME, {"n": 99, "new_name": "x"})).rowcount == 0
+        assert (await conn.execute(_DELETE_FLAGGED, {"f": True})).rowcount == 2
+        assert (await conn.execute(_DELETE_FLAGGED_SLOW, {"f": False})).rowcount == 1
+    assert all(fast_calls) and len(fast_calls) == 4
+
+
+async def test_driver_errors_are_sqlalchemy_errors(db: Database) -> None:
+    async with db.write() as conn:
+        await conn.execute(_INSERT, {**_ROWS[0]})
+    with pytest.raises(exc.IntegrityError):
+        async with db.write() as conn:
+            await conn.execute(_INSERT, {**_ROWS[0]})  # unique name
+    async with db.read() as conn:
+        assert (await conn.execute(_BY_NAMES, {"names": ["a"]})).all() != []
+
+
+async def test_what_needs_sqlalchemy_still_works(db: Database, fast_calls: list[bool]) -> None:
+    """A Python-side default and an empty expanding list go through SQLAlchemy, with its answer."""
+    async with db.write() as conn:
+        await conn.execute(_INSERT, [{"name": "d", "flag": True}])  # no kind: its default applies
+    async with db.read() as conn:
+        assert (await conn.execute(_BY_NAMES, {"names": []})).all() == []
+        kinds = (await conn.execute(_COUNT_KIND)).all()
+        assert [tuple(r) for r in kinds] == [tuple(r) for r in (await conn.execute(_COUNT_KIND_SLOW)).all()]
+    assert [tuple(r) for r in kinds] == [("plain", 1)]
+    # the insert without `kind` and the empty list fell back; the select without parameters did not
+    assert fast_calls == [False, False, True]
+
+
+async def test_a_fast_read_sees_one_snapshot(db: Database) -> None:
+    """A read connection begins a transaction before its first fast statement, as SQLAlchemy would."""
+    async with db.write() as conn:
+        await conn.execute(_INSERT, [_ROWS[0]])
+    async with db.read() as reader:
+        before = (await reader.execute(_BY_NAMES, {"names": ["a", "c"]})).all()
+        async with db.write() as writer:
+            await writer.execute(_INSERT, [_ROWS[2]])
+        after = (await reader.execute(_BY_NAMES, {"names": ["a", "c"]})).all()
+    assert len(before) == len(after) == 1
+    async with db.read() as reader:
+        assert len((await reader.execute(_BY_NAMES, {"names": ["a", "c"]})).all()) == 2
+
+
+async def test_a_rolled_back_write_leaves_nothing(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.write() as conn:
+            await conn.execute(_INSERT, [_ROWS[0]])
+            raise RuntimeError("abort")
+    async with db.read() as conn:
+        assert (await conn.execute(_BY_NAMES, {"names": ["a"]})).all() == []
