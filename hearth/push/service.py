@@ -1,8 +1,10 @@
 """Notifications: push actions for every new event for every local member, and unread counts.
 
 How it runs. The persister hands each committed event to the push service's
-listener, which keeps it in memory and wakes the worker task, so sending an
-event pays nothing for push. The worker walks the event stream in order from
+listener, which keeps it in memory and wakes the worker task. A client's send
+answers only once its event is processed (`caught_up`, as the persister's
+settler, outside the room's lock), so notifications and counts exist when
+the sender hears back, and concurrent sends share batches. The worker walks the event stream in order from
 its durable position ("push_actions" in `stream_counters`) up to the
 persister's `current` position, in batches, each one write transaction: the
 batch's events (from memory when every one of them was handed over, else read
@@ -188,6 +190,7 @@ class PushService:
         # written under `_lock` (so no generation is needed).
         self._reads: OrderedDict[tuple[str, int], dict[str, int]] = OrderedDict()
         persister.add_persisted_listener(self._on_persisted)
+        persister.add_settler(self.caught_up)
 
     # --- lifecycle ----------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -91,6 +91,9 @@ class RoomHead:
 # whether the room's current state (membership included) changed with it. A
 # plain message leaves it alone; a state event or a merge of forks may not.
 PersistedListener = Callable[[StoredEvent, bool], None]
+# Finishes the work an event's persist started (push actions and unread
+# counts), up to a stream position; a client's send awaits it before answering.
+Settler = Callable[[int], Awaitable[None]]
 
 
 class EventPersister:
@@ -113,10 +116,26 @@ class EventPersister:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._heads: dict[int, RoomHead] = {}
         self._listeners: list[PersistedListener] = []
+        self._settlers: list[Settler] = []
 
     def add_persisted_listener(self, listener: PersistedListener) -> None:
         """Hear of each event after it commits, in persist order (see `PersistedListener`)."""
         self._listeners.append(listener)
+
+    def add_settler(self, settler: Settler) -> None:
+        """Register follow-up work that `settle` waits for (see `Settler`)."""
+        self._settlers.append(settler)
+
+    async def settle(self, position: int) -> None:
+        """Wait until the follow-up work of every event up to `position` is done.
+
+        A client's send calls it once the room's lock is released, so by the
+        time the sender hears back, the event's notifications and counts exist
+        (as Synapse computes push actions before it persists): the next /sync
+        of any member finds them ready instead of computing them itself.
+        """
+        for settler in self._settlers:
+            await settler(position)
 
     @asynccontextmanager
     async def locked(self, room_id: str) -> AsyncIterator[None]:

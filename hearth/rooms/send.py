@@ -4,7 +4,8 @@ Build and persist happen under the room's lock, so each event sits on the
 extremities it was built on. A client transaction id is looked up in the
 persist's own write transaction (`DuplicateTxn`), so a retried PUT returns
 the first event instead of sending a second one, and a first send pays no
-extra read for the check.
+extra read for the check. A send answers once the event is settled (its push
+actions and counts computed: `EventPersister.settle`), outside the room's lock.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class RoomSender:
                 )
             except DuplicateTxn as e:
                 return e.event_id
+        if stored.stream_ordering is not None:
+            await self._persister.settle(stored.stream_ordering)
         return stored.event_id
 
     async def send_locked(
