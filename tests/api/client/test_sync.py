@@ -191,3 +191,30 @@ async def test_user_in_many_rooms_sees_membership_changes(client: MatrixTestClie
     after_forget = await sync(client, bob, filter=leave_filter)
     assert left not in after_forget["rooms"].get("leave", {})
     assert set(after_forget["rooms"]["join"]) == set(rooms[1:])
+
+
+async def test_incremental_sync_shows_only_rooms_where_something_happened(client: MatrixTestClient) -> None:
+    """An incremental sync walks only the touched rooms: new events, room account data, a new join."""
+    _, alice = await client.user("alice")
+    bob_id, bob = await client.user("bob")
+    rooms = [await client.create_room(alice, preset="public_chat") for _ in range(8)]
+    for room_id in rooms[:-1]:
+        await client.request("POST", f"/_matrix/client/v3/rooms/{room_id}/join", token=bob, json={})
+    since = (await sync(client, bob))["next_batch"]
+
+    await client.send_message(alice, rooms[2], "news")
+    await client.request(
+        "PUT", f"/_matrix/client/v3/user/{bob_id}/rooms/{rooms[5]}/account_data/org.example.note",
+        token=bob, json={"n": 1},
+    )
+    await client.request("POST", f"/_matrix/client/v3/rooms/{rooms[-1]}/join", token=bob, json={})
+    body = await sync(client, bob, since=since)
+    join = body["rooms"]["join"]
+    assert set(join) == {rooms[2], rooms[5], rooms[-1]}
+    assert [e["content"].get("body") for e in join[rooms[2]]["timeline"]["events"]] == ["news"]
+    assert join[rooms[5]]["account_data"]["events"] == [{"type": "org.example.note", "content": {"n": 1}}]
+    assert join[rooms[5]]["timeline"]["events"] == []
+    assert any(e["type"] == "m.room.create" for e in join[rooms[-1]]["state"]["events"])  # newly joined: full state
+
+    quiet = await sync(client, bob, since=body["next_batch"])
+    assert quiet["rooms"] == {}
