@@ -214,7 +214,7 @@ class Homeserver:
                                  account_data=account_data)
         sync = SyncService(db=db, store=SyncStore(), rooms=room_store, events=event_store, state=state_store,
                            account_data=account_data, visibility=visibility, serializer=serializer,
-                           positions=event_positions, notifier=notifier, clock=clock)
+                           positions=event_positions, persister=persister, notifier=notifier, clock=clock)
         push_store = PushStore()
         push_rules = PushRulesService(db=db, store=push_store, account_data=account_data, notifier=notifier)
         pushers = PusherService(db=db, store=push_store, config=config.push, clock=clock)

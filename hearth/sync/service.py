@@ -33,6 +33,7 @@ from hearth.clock import Clock
 from hearth.core.events import Event, StateKey
 from hearth.errors import invalid_param
 from hearth.notifier import Notifier
+from hearth.rooms.persist import EventPersister
 from hearth.rooms.serialize import EventSerializer
 from hearth.rooms.visibility import HistoryVisibility
 from hearth.storage.account_data import AccountDataStore
@@ -116,7 +117,7 @@ class _UserRooms:
     200 rooms.
     """
 
-    __slots__ = ("_by_nid", "_by_room_id", "_newest_first", "joined", "memberships", "version")
+    __slots__ = ("_by_nid", "_by_room_id", "_newest_first", "joined", "memberships", "room_nids", "version")
 
     def __init__(self, version: int, memberships: list[Membership]) -> None:
         self.version = version
@@ -124,6 +125,7 @@ class _UserRooms:
         # Room IDs of the joined rooms, in membership order (shared: never mutated).
         self.joined = [m.room.room_id for m in memberships if m.membership == "join"]
         self._by_nid = {m.room.room_nid: (i, m) for i, m in enumerate(memberships)}
+        self.room_nids = list(self._by_nid)
         self._by_room_id = {m.room.room_id: (i, m) for i, m in enumerate(memberships)}
         self._newest_first = sorted(enumerate(memberships), key=lambda im: -im[1].stream_ordering)
 
@@ -165,6 +167,7 @@ class SyncService:
         visibility: HistoryVisibility,
         serializer: EventSerializer,
         positions: PositionTracker,
+        persister: EventPersister,
         notifier: Notifier,
         clock: Clock,
         streams: Sequence[SyncStream] = (),
@@ -183,6 +186,12 @@ class SyncService:
         self._clock = clock
         self._streams = list(streams)
         self._response_hooks: list[ResponseHook] = []
+        # room nid -> the newest stream position of an event persisted in it by
+        # this process; positions up to the floor (those persisted before it
+        # started) are not covered.
+        self._room_newest: dict[int, int] = {}
+        self._room_newest_floor = positions.current
+        persister.add_persisted_listener(self._on_persisted)
 
     def add_stream(self, stream: SyncStream) -> None:
         self._streams.append(stream)
@@ -233,7 +242,7 @@ class SyncService:
             user_rooms = await self._user_rooms(conn, user_id)
             joined = user_rooms.joined
             changed = (
-                await self._store.rooms_with_events(conn, since.events, upto.events)
+                await self._changed_rooms(conn, user_rooms, since.events, upto.events)
                 if since is not None and not full_state
                 else None
             )
@@ -310,6 +319,25 @@ class SyncService:
         for hook in self._response_hooks:
             await hook(ctx, response)
         return response, news, joined
+
+    def _on_persisted(self, stored: StoredEvent, _state_changed: bool) -> None:
+        if stored.stream_ordering is not None:
+            newest = self._room_newest.get(stored.room_nid, 0)
+            self._room_newest[stored.room_nid] = max(newest, stored.stream_ordering)
+
+    async def _changed_rooms(self, conn: DbConnection, user_rooms: _UserRooms, since: int, upto: int
+                             ) -> set[int]:
+        """The user's rooms (nids) that may have events in (since, upto].
+
+        From memory when `since` is no older than this process (every event
+        persisted since is in `_room_newest`); else one range scan of the
+        stream index. Rooms that had events after `upto` are included too:
+        the timeline query is bounded by `upto` anyway.
+        """
+        if since < self._room_newest_floor:
+            return await self._store.rooms_with_events(conn, since, upto)
+        newest = self._room_newest
+        return {nid for nid in user_rooms.room_nids if newest.get(nid, 0) > since}
 
     async def _user_rooms(self, conn: DbConnection, user_id: str) -> _UserRooms:
         version = self._rooms.membership_version(user_id)

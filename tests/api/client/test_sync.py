@@ -214,7 +214,8 @@ async def test_incremental_sync_shows_only_rooms_where_something_happened(client
     assert [e["content"].get("body") for e in join[rooms[2]]["timeline"]["events"]] == ["news"]
     assert join[rooms[5]]["account_data"]["events"] == [{"type": "org.example.note", "content": {"n": 1}}]
     assert join[rooms[5]]["timeline"]["events"] == []
-    assert any(e["type"] == "m.room.create" for e in join[rooms[-1]]["state"]["events"])  # newly joined: full state
+    # Newly joined: the full state.
+    assert any(e["type"] == "m.room.create" for e in join[rooms[-1]]["state"]["events"])
 
     quiet = await sync(client, bob, since=body["next_batch"])
     assert quiet["rooms"] == {}
