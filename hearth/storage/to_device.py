@@ -12,14 +12,15 @@ primary key (user_id, device_id, stream_id).
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from hearth.storage import dialect
-from hearth.storage.db import DbConnection
+from hearth.storage.db import DbConnection, after_commit
 from hearth.storage.encoding import dumps_storable
 from hearth.storage.streams import StreamPositions
 from hearth.storage.tables import devices, to_device_inbox, to_device_txns
@@ -46,9 +47,69 @@ class Delivery:
     content: dict[str, Any]
 
 
+# Devices whose inbox bounds are kept (see `ToDeviceStore.bounds`).
+BOUNDS_CACHE_SIZE = 100_000
+
+
+@dataclass(slots=True)
+class InboxBounds:
+    """What is known of a device's inbox without reading it.
+
+    `newest` is at least the newest position ever stored for the device;
+    every message at or below `acked` has been deleted. So the inbox holds
+    nothing in (a, b] when b <= acked or newest <= a. Both only err on the
+    side of "maybe": a deleted device's inbox keeps its old bounds.
+    """
+
+    newest: int
+    acked: int
+
+    def may_hold(self, after: int, upto: int) -> bool:
+        """Whether the inbox may hold messages in (after, upto]."""
+        return after < upto and upto > self.acked and self.newest > max(after, self.acked)
+
+
 class ToDeviceStore:
     def __init__(self, positions: StreamPositions) -> None:
         self._positions = positions
+        # (user, device) -> inbox bounds, updated after each commit that adds or acks.
+        self._bounds: OrderedDict[tuple[str, str], InboxBounds] = OrderedDict()
+
+    def bounds(self, user_id: str, device_id: str) -> InboxBounds | None:
+        """The device's inbox bounds if known (a sync with nothing to deliver then reads nothing)."""
+        return self._bounds.get((user_id, device_id))
+
+    async def load_bounds(self, conn: DbConnection, user_id: str, device_id: str) -> InboxBounds:
+        """Read the device's newest stored position, and keep it (unless an add got there first)."""
+        newest = (
+            await conn.execute(
+                select(func.max(to_device_inbox.c.stream_id)).where(
+                    to_device_inbox.c.user_id == user_id, to_device_inbox.c.device_id == device_id
+                )
+            )
+        ).scalar()
+        return self._keep((user_id, device_id), InboxBounds(int(newest or 0), 0), replace=False)
+
+    def _keep(self, key: tuple[str, str], bounds: InboxBounds, *, replace: bool) -> InboxBounds:
+        kept = self._bounds.get(key)
+        if kept is None or replace:
+            kept = self._bounds[key] = bounds
+            if len(self._bounds) > BOUNDS_CACHE_SIZE:
+                self._bounds.popitem(last=False)
+        return kept
+
+    def _note_added(self, keys: Iterable[tuple[str, str]], position: int) -> None:
+        for key in keys:
+            known = self._bounds.get(key)
+            if known is None:
+                self._keep(key, InboxBounds(position, 0), replace=True)
+            else:
+                known.newest = max(known.newest, position)
+
+    def _note_acked(self, key: tuple[str, str], upto: int) -> None:
+        known = self._bounds.get(key)
+        if known is not None:
+            known.acked = max(known.acked, upto)
 
     async def record_txn(
         self, conn: DbConnection, user_id: str, device_id: str, txn_id: str, now_ms: int
@@ -89,6 +150,8 @@ class ToDeviceStore:
         locked until commit.
         """
         position = await self._positions.next(conn, TO_DEVICE_STREAM)
+        keys = {(d.user_id, d.device_id) for d in deliveries}
+        after_commit(conn, lambda: self._note_added(keys, position))
         await conn.execute(
             insert(to_device_inbox),
             [
@@ -143,6 +206,7 @@ class ToDeviceStore:
         return row is not None
 
     async def delete_upto(self, conn: DbConnection, user_id: str, device_id: str, upto: int) -> None:
+        after_commit(conn, lambda: self._note_acked((user_id, device_id), upto))
         await conn.execute(
             delete(to_device_inbox).where(
                 to_device_inbox.c.user_id == user_id,

@@ -9,7 +9,9 @@ Acknowledgement: a sync whose `since` has to_device position P proves the
 client holds the response that issued P, so the device's messages at or
 below P are deleted. Until then a client that retries with an older token
 gets them again (delivery is at least once, and never again once acked).
-The delete is a write only when there is something to delete.
+The delete is a write only when there is something to delete. The store keeps
+each device's inbox bounds (newest position stored, position acknowledged up
+to), so a sync for a device with nothing pending or to delete reads nothing.
 
 Positions are global (one per send), so a token names the same point in
 every device's inbox; a device with nothing pending gets `upto`.
@@ -18,7 +20,7 @@ every device's inbox; a device with nothing pending gets `upto`.
 from __future__ import annotations
 
 from hearth.storage.db import Database
-from hearth.storage.to_device import ToDeviceStore
+from hearth.storage.to_device import ToDeviceMessage, ToDeviceStore
 from hearth.sync.streams import SyncContext
 
 # Messages per response (the spec recommends 100).
@@ -40,13 +42,21 @@ class ToDeviceStream:
         user_id, device_id = ctx.requester.user_id, ctx.requester.device_id
         since = ctx.since.to_device if ctx.since is not None else 0
         upto = ctx.upto.to_device
-        async with self._db.read() as conn:
-            acked = since > 0 and await self._store.has_upto(conn, user_id, device_id, since)
-            pending = (
-                await self._store.pending(conn, user_id, device_id, since, upto, self._limit + 1)
-                if since < upto
-                else []
-            )
+        bounds = self._store.bounds(user_id, device_id)
+        if bounds is None:
+            async with self._db.read() as conn:
+                bounds = await self._store.load_bounds(conn, user_id, device_id)
+        check_acked = since > 0 and bounds.may_hold(0, since)
+        check_pending = bounds.may_hold(since, upto)
+        acked = False
+        pending: list[ToDeviceMessage] = []
+        if check_acked or check_pending:
+            async with self._db.read() as conn:
+                acked = check_acked and await self._store.has_upto(conn, user_id, device_id, since)
+                if check_pending:
+                    pending = await self._store.pending(
+                        conn, user_id, device_id, since, upto, self._limit + 1
+                    )
         if acked:
             async with self._db.write() as conn:
                 await self._store.delete_upto(conn, user_id, device_id, since)
