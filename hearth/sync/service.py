@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -117,41 +117,36 @@ class _UserRooms:
     200 rooms.
     """
 
-    __slots__ = ("_by_nid", "_by_room_id", "_newest_first", "joined", "memberships", "room_nids", "version")
+    __slots__ = ("_by_nid", "joined", "memberships", "newest_change", "version")
 
     def __init__(self, version: int, memberships: list[Membership]) -> None:
         self.version = version
         self.memberships = memberships
         # Room IDs of the joined rooms, in membership order (shared: never mutated).
         self.joined = [m.room.room_id for m in memberships if m.membership == "join"]
-        self._by_nid = {m.room.room_nid: (i, m) for i, m in enumerate(memberships)}
-        self.room_nids = list(self._by_nid)
-        self._by_room_id = {m.room.room_id: (i, m) for i, m in enumerate(memberships)}
-        self._newest_first = sorted(enumerate(memberships), key=lambda im: -im[1].stream_ordering)
+        self._by_nid = {m.room.room_nid: i for i, m in enumerate(memberships)}
+        self.newest_change = max((m.stream_ordering for m in memberships), default=0)
+
+    @property
+    def room_nids(self) -> Iterable[int]:
+        return self._by_nid.keys()
 
     def touched(
         self, since: int, changed: set[int], room_account_data: Mapping[str, Any]
     ) -> list[Membership]:
         """Memberships in rooms with new events or room account data, or changed after `since`.
 
-        A membership change is normally an event in `changed` already; the
-        scan by stream position also catches one whose event is not in the
-        timeline (an invite received as an outlier).
+        A membership change is normally an event in `changed` already; looking
+        at the memberships themselves when one is newer than `since` also
+        catches one whose event is not in the timeline (an invite received as
+        an outlier). Only the rooms' nids are indexed (memory per cached user).
         """
-        found: dict[int, Membership] = {}
-        for room_nid in changed:
-            entry = self._by_nid.get(room_nid)
-            if entry is not None:
-                found[entry[0]] = entry[1]
-        for room_id in room_account_data:
-            entry = self._by_room_id.get(room_id)
-            if entry is not None:
-                found[entry[0]] = entry[1]
-        for i, m in self._newest_first:
-            if m.stream_ordering <= since:
-                break
-            found[i] = m
-        return [found[i] for i in sorted(found)]
+        found = {i for nid in changed if (i := self._by_nid.get(nid)) is not None}
+        if room_account_data:
+            found.update(i for i, m in enumerate(self.memberships) if m.room.room_id in room_account_data)
+        if self.newest_change > since:
+            found.update(i for i, m in enumerate(self.memberships) if m.stream_ordering > since)
+        return [self.memberships[i] for i in sorted(found)]
 
 
 class SyncService:
