@@ -2,9 +2,10 @@
 
 How it runs. The persister hands each committed event to the push service's
 listener, which keeps it in memory and wakes the worker task. A client's send
-answers only once its event is processed (`caught_up`, as the persister's
-settler, outside the room's lock), so notifications and counts exist when
-the sender hears back, and concurrent sends share batches. The worker walks the event stream in order from
+answers only once the worker has processed its event (`settled`, the
+persister's settler, awaited outside the room's lock), so notifications and
+counts exist when the sender hears back, while the events of concurrent sends
+still share batches. The worker walks the event stream in order from
 its durable position ("push_actions" in `stream_counters`) up to the
 persister's `current` position, in batches, each one write transaction: the
 batch's events (from memory when every one of them was handed over, else read
@@ -190,7 +191,8 @@ class PushService:
         # written under `_lock` (so no generation is needed).
         self._reads: OrderedDict[tuple[str, int], dict[str, int]] = OrderedDict()
         persister.add_persisted_listener(self._on_persisted)
-        persister.add_settler(self.caught_up)
+        self._settle_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        persister.add_settler(self.settled)
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -227,13 +229,45 @@ class PushService:
         await self._pushers.stop()
 
     async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.catch_up()
-            except Exception:
-                log.exception("Computing push actions failed; will retry on the next event")
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                try:
+                    await self.catch_up()
+                except Exception:
+                    log.exception("Computing push actions failed; will retry on the next event")
+                    self._release_settled(None)  # a sender must not wait for a retry
+        finally:
+            self._release_settled(None)
+
+    async def settled(self, position: int) -> None:
+        """Wait until the worker has processed `position` (the persister's settler).
+
+        The worker does the work, so the events of concurrent sends are still
+        processed in shared batches; without a running worker (a CLI command,
+        some tests) the caller processes them itself.
+        """
+        if self._processed is not None and self._processed >= position:
+            return
+        if self._task is None or self._task.done():
+            await self.caught_up(position)
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._settle_waiters.append((position, waiter))
+        self._wake.set()
+        await waiter
+
+    def _release_settled(self, upto: int | None) -> None:
+        """Wake the senders waiting for positions up to `upto` (None: all of them)."""
+        waiting = []
+        for position, waiter in self._settle_waiters:
+            if upto is None or position <= upto:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiting.append((position, waiter))
+        self._settle_waiters = waiting
 
     # --- processing -----------------------------------------------------------------
 
@@ -286,6 +320,8 @@ class PushService:
             ])
             await self._store.set_processed_position(conn, new_position)
         self._processed = new_position
+        if self._settle_waiters:
+            self._release_settled(new_position)
         self._counts_generation += 1
         for (user_id, room_nid), st in touched:
             self._remember_counts(user_id, room_nid, {t: Counts(n, h) for t, (n, h) in st.counts.items()})
