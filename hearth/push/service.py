@@ -53,9 +53,9 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from hearth.clock import Clock
 from hearth.core.events import Event, StateKey
@@ -88,6 +88,7 @@ _CREATE: StateKey = ("m.room.create", "")
 _POWER_LEVELS: StateKey = ("m.room.power_levels", "")
 _NAME: StateKey = ("m.room.name", "")
 _CANONICAL_ALIAS: StateKey = ("m.room.canonical_alias", "")
+V = TypeVar("V")
 
 
 @dataclass
@@ -353,49 +354,19 @@ class PushService:
 
     async def _stored_counts(self, conn: DbConnection, room_nid: int, user_ids: Iterable[str]
                              ) -> dict[tuple[str, str], Counts]:
-        """(user, thread) -> the users' stored unread counts in the room, from the cache where it has them.
+        """(user, thread) -> the users' stored unread counts in the room, cached per (user, room).
 
         Called under `_lock`, which every count write holds, so what the
         database returns is what the cache would: it is remembered.
         """
-        out: dict[tuple[str, str], Counts] = {}
-        missing: list[str] = []
-        for user_id in user_ids:
-            cached = self._counts.get((user_id, room_nid))
-            if cached is None:
-                missing.append(user_id)
-            else:
-                out.update(((user_id, t), c) for t, c in cached.items())
-        if missing:
-            found = await self._store.counts_in_room(conn, room_nid, missing)
-            out.update(found)
-            by_user: dict[str, dict[str, Counts]] = {u: {} for u in missing}
-            for (user_id, thread_id), c in found.items():
-                by_user[user_id][thread_id] = c
-            for user_id, threads in by_user.items():
-                self._remember_counts(user_id, room_nid, threads)
-        return out
+        return await _per_user_cached(self._counts, room_nid, user_ids, self._remember_counts,
+                                      lambda missing: self._store.counts_in_room(conn, room_nid, missing))
 
     async def _stored_reads(self, conn: DbConnection, room_nid: int, user_ids: Iterable[str]
                             ) -> dict[tuple[str, str], int]:
         """(user, thread) -> the users' stored read positions in the room; cached like `_stored_counts`."""
-        out: dict[tuple[str, str], int] = {}
-        missing: list[str] = []
-        for user_id in user_ids:
-            cached = self._reads.get((user_id, room_nid))
-            if cached is None:
-                missing.append(user_id)
-            else:
-                out.update(((user_id, t), pos) for t, pos in cached.items())
-        if missing:
-            found = await self._store.read_positions(conn, room_nid, missing)
-            out.update(found)
-            by_user: dict[str, dict[str, int]] = {u: {} for u in missing}
-            for (user_id, thread_id), pos in found.items():
-                by_user[user_id][thread_id] = pos
-            for user_id, reads in by_user.items():
-                self._remember_reads(user_id, room_nid, reads)
-        return out
+        return await _per_user_cached(self._reads, room_nid, user_ids, self._remember_reads,
+                                      lambda missing: self._store.read_positions(conn, room_nid, missing))
 
     def _remember_reads(self, user_id: str, room_nid: int, reads: Mapping[str, int]) -> None:
         self._reads[(user_id, room_nid)] = dict(reads)
@@ -770,6 +741,33 @@ class PushService:
             out.append((row, stored, row.stream_ordering <= read_to))
         next_from = rows[-1].stream_ordering if len(rows) == limit else None
         return out, next_from
+
+
+async def _per_user_cached(
+    cache: Mapping[tuple[str, int], Mapping[str, V]],
+    room_nid: int,
+    user_ids: Iterable[str],
+    remember: Callable[[str, int, dict[str, V]], None],
+    fetch: Callable[[list[str]], Awaitable[dict[tuple[str, str], V]]],
+) -> dict[tuple[str, str], V]:
+    """(user, thread) -> value in one room: cached users from `cache`, the rest fetched and remembered."""
+    out: dict[tuple[str, str], V] = {}
+    missing: list[str] = []
+    for user_id in user_ids:
+        cached = cache.get((user_id, room_nid))
+        if cached is None:
+            missing.append(user_id)
+        else:
+            out.update(((user_id, t), v) for t, v in cached.items())
+    if missing:
+        found = await fetch(missing)
+        out.update(found)
+        by_user: dict[str, dict[str, V]] = {u: {} for u in missing}
+        for (user_id, thread_id), value in found.items():
+            by_user[user_id][thread_id] = value
+        for user_id, values in by_user.items():
+            remember(user_id, room_nid, values)
+    return out
 
 
 def _counts_json(c: Counts) -> dict[str, int]:
