@@ -23,6 +23,7 @@ from hearth.app import build_app
 from hearth.config import HearthConfig
 from hearth.homeserver import Homeserver
 from hearth.storage.migrations import upgrade_database
+from tests.helpers.clients import ClientFactory
 from tests.helpers.clock import FakeClock
 from tests.helpers.homeserver import MatrixTestClient, make_config
 from tests.helpers.postgres import PostgresCluster, find_pg_bin
@@ -101,3 +102,12 @@ async def hs(hs_config: HearthConfig, fake_clock: FakeClock) -> AsyncIterator[Ho
 @pytest.fixture
 async def client(hs: Homeserver, aiohttp_client: AiohttpClient) -> MatrixTestClient:
     return MatrixTestClient(await aiohttp_client(build_app(hs)), hs)
+
+
+@pytest.fixture
+async def make_client(aiohttp_client: AiohttpClient, tmp_path: Path, database_url: str,
+                      fake_clock: FakeClock) -> AsyncIterator[ClientFactory]:
+    """`await make_client(**overrides)`: a client of a server so configured; all share the database."""
+    factory = ClientFactory(aiohttp_client, tmp_path, database_url, fake_clock)
+    yield factory
+    await factory.close()

@@ -207,59 +207,8 @@ class _Form:
                 for r in raw]
 
 
-class FastResult:
-    """A buffered result of the fast path, with the methods `Result` names."""
-
-    __slots__ = ("_form", "_rows", "rowcount")
-
-    def __init__(self, rows: list[Any], rowcount: int, form: _Form) -> None:
-        self._rows = rows
-        self.rowcount = rowcount
-        self._form = form
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._rows)
-
-    def all(self) -> list[Any]:
-        return list(self._rows)
-
-    def fetchall(self) -> list[Any]:
-        return list(self._rows)
-
-    def first(self) -> Any:
-        return self._rows[0] if self._rows else None
-
-    def one(self) -> Any:
-        if len(self._rows) != 1:
-            raise exc.NoResultFound("No row was found") if not self._rows else exc.MultipleResultsFound(
-                "Multiple rows were found"
-            )
-        return self._rows[0]
-
-    def one_or_none(self) -> Any:
-        if len(self._rows) > 1:
-            raise exc.MultipleResultsFound("Multiple rows were found")
-        return self._rows[0] if self._rows else None
-
-    def scalar(self) -> Any:
-        return self._rows[0][0] if self._rows else None
-
-    def scalar_one(self) -> Any:
-        return self.one()[0]
-
-    def scalar_one_or_none(self) -> Any:
-        row = self.one_or_none()
-        return None if row is None else row[0]
-
-    def scalars(self) -> _Scalars:
-        return _Scalars([r[0] for r in self._rows])
-
-    def mappings(self) -> _Scalars:
-        return _Scalars([dict(zip(self._form.columns, r, strict=True)) for r in self._rows])
-
-
-class _Scalars:
-    """`scalars()` / `mappings()` of a fast result: iterate, or take all, first, one."""
+class _Items:
+    """A buffered list of rows (or of `scalars()` / `mappings()` values): iterate, or take all, first, one."""
 
     __slots__ = ("_items",)
 
@@ -276,13 +225,43 @@ class _Scalars:
         return self._items[0] if self._items else None
 
     def one(self) -> Any:
-        if len(self._items) != 1:
-            raise exc.NoResultFound("No row was found") if not self._items else exc.MultipleResultsFound(
-                "Multiple rows were found"
-            )
+        if not self._items:
+            raise exc.NoResultFound("No row was found")
+        if len(self._items) > 1:
+            raise exc.MultipleResultsFound("Multiple rows were found")
         return self._items[0]
 
     def one_or_none(self) -> Any:
         if len(self._items) > 1:
             raise exc.MultipleResultsFound("Multiple rows were found")
         return self._items[0] if self._items else None
+
+
+class FastResult(_Items):
+    """A buffered result of the fast path, with the methods `Result` names."""
+
+    __slots__ = ("_form", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int, form: _Form) -> None:
+        super().__init__(rows)
+        self.rowcount = rowcount
+        self._form = form
+
+    def fetchall(self) -> list[Any]:
+        return list(self._items)
+
+    def scalar(self) -> Any:
+        return self._items[0][0] if self._items else None
+
+    def scalar_one(self) -> Any:
+        return self.one()[0]
+
+    def scalar_one_or_none(self) -> Any:
+        row = self.one_or_none()
+        return None if row is None else row[0]
+
+    def scalars(self) -> _Items:
+        return _Items([r[0] for r in self._items])
+
+    def mappings(self) -> _Items:
+        return _Items([dict(zip(self._form.columns, r, strict=True)) for r in self._items])

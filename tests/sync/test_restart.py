@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-from pytest_aiohttp import AiohttpClient
-
 from tests.helpers.clients import ClientFactory
-from tests.helpers.clock import FakeClock
 
 SYNC = "/_matrix/client/v3/sync"
-
-
-@pytest.fixture
-async def make_client(aiohttp_client: AiohttpClient, tmp_path: Path, database_url: str,
-                      fake_clock: FakeClock) -> AsyncIterator[ClientFactory]:
-    factory = ClientFactory(aiohttp_client, tmp_path, database_url, fake_clock)
-    yield factory
-    await factory.close()
 
 
 def bodies(sync_body: dict, room_id: str) -> list[str]:

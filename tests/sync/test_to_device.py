@@ -4,33 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from pytest_aiohttp import AiohttpClient
 from sqlalchemy import func, select
 
 from hearth.storage.tables import to_device_inbox
 from hearth.sync.streams.to_device import DEFAULT_LIMIT
 from hearth.sync.token import SyncToken
 from tests.helpers.clients import ClientFactory
-from tests.helpers.clock import FakeClock
 from tests.helpers.homeserver import MatrixTestClient
 from tests.helpers.users import UserSession, login_device, make_user, password_auth
 
 SYNC = "/_matrix/client/v3/sync"
 TYPE = "m.test.ping"
 _txn = itertools.count()
-
-
-@pytest.fixture
-async def make_client(aiohttp_client: AiohttpClient, tmp_path: Path, database_url: str,
-                      fake_clock: FakeClock) -> AsyncIterator[ClientFactory]:
-    factory = ClientFactory(aiohttp_client, tmp_path, database_url, fake_clock)
-    yield factory
-    await factory.close()
 
 
 def send_url(txn_id: str | None = None, event_type: str = TYPE) -> str:

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-from pytest_aiohttp import AiohttpClient
-
 from tests.helpers.clients import ClientFactory
 from tests.helpers.clock import FakeClock
 from tests.helpers.homeserver import MatrixTestClient
 
 URL = "/_synapse/admin/v1/registration_tokens"
 REGISTER = "/_matrix/client/v3/register"
-
-
-@pytest.fixture
-async def make_client(aiohttp_client: AiohttpClient, tmp_path: Path, database_url: str,
-                      fake_clock: FakeClock) -> AsyncIterator[ClientFactory]:
-    factory = ClientFactory(aiohttp_client, tmp_path, database_url, fake_clock)
-    yield factory
-    await factory.close()
 
 
 async def _admin(client: MatrixTestClient) -> str:

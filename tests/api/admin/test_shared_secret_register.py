@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from pytest_aiohttp import AiohttpClient
 from sqlalchemy import select
 
 from hearth.storage.tables import profiles
@@ -19,14 +15,6 @@ from tests.helpers.homeserver import MatrixTestClient
 
 URL = "/_synapse/admin/v1/register"
 SECRET = "test-shared-secret"  # what make_config sets
-
-
-@pytest.fixture
-async def make_client(aiohttp_client: AiohttpClient, tmp_path: Path, database_url: str,
-                      fake_clock: FakeClock) -> AsyncIterator[ClientFactory]:
-    factory = ClientFactory(aiohttp_client, tmp_path, database_url, fake_clock)
-    yield factory
-    await factory.close()
 
 
 def _mac(nonce: str, user: str, password: str, admin: bool, secret: str = SECRET) -> str:

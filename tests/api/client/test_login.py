@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from pytest_aiohttp import AiohttpClient
 from sqlalchemy import update
 
 from hearth.config import RateLimit, RateLimitsConfig
@@ -20,14 +17,6 @@ from tests.helpers.homeserver import MatrixTestClient
 LOGIN = "/_matrix/client/v3/login"
 PASSWORD = "correct horse battery"
 ALICE = "@alice:test.local"
-
-
-@pytest.fixture
-async def make_client(aiohttp_client: AiohttpClient, tmp_path: Path, database_url: str,
-                      fake_clock: FakeClock) -> AsyncIterator[ClientFactory]:
-    factory = ClientFactory(aiohttp_client, tmp_path, database_url, fake_clock)
-    yield factory
-    await factory.close()
 
 
 def _login(user: str = "alice", password: str = PASSWORD, **extra: Any) -> dict[str, Any]:

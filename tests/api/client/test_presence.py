@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-
-import pytest
-from pytest_aiohttp import AiohttpClient
 
 from tests.helpers.clients import ClientFactory
 from tests.helpers.clock import FakeClock
 from tests.helpers.homeserver import MatrixTestClient
 
 SYNC = "/_matrix/client/v3/sync"
-
-
-@pytest.fixture
-async def make_client(aiohttp_client: AiohttpClient, tmp_path: Path, database_url: str,
-                      fake_clock: FakeClock) -> AsyncIterator[ClientFactory]:
-    factory = ClientFactory(aiohttp_client, tmp_path, database_url, fake_clock)
-    yield factory
-    await factory.close()
 
 
 async def sync(

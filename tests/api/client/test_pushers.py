@@ -9,13 +9,11 @@ pass; tests wait for the gateway to receive requests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from pytest_aiohttp import AiohttpClient, AiohttpServer
+from pytest_aiohttp import AiohttpServer
 
 from tests.helpers.clients import ClientFactory
 from tests.helpers.clock import FakeClock
@@ -59,14 +57,6 @@ class RecordingSleep:
         self.delays.append(seconds)
         self.called.set()
         await asyncio.sleep(0)
-
-
-@pytest.fixture
-async def make_client(aiohttp_client: AiohttpClient, tmp_path: Path, database_url: str,
-                      fake_clock: FakeClock) -> AsyncIterator[ClientFactory]:
-    factory = ClientFactory(aiohttp_client, tmp_path, database_url, fake_clock)
-    yield factory
-    await factory.close()
 
 
 @pytest.fixture

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from pytest_aiohttp import AiohttpClient
 
 from hearth.config import RateLimit, RateLimitsConfig
 from hearth.errors import MatrixError
@@ -19,14 +16,6 @@ REGISTER = "/_matrix/client/v3/register"
 AVAILABLE = "/_matrix/client/v3/register/available"
 VALIDITY = "/_matrix/client/v1/register/m.login.registration_token/validity"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-async def make_client(aiohttp_client: AiohttpClient, tmp_path: Path, database_url: str,
-                      fake_clock: FakeClock) -> AsyncIterator[ClientFactory]:
-    factory = ClientFactory(aiohttp_client, tmp_path, database_url, fake_clock)
-    yield factory
-    await factory.close()
 
 
 def _body(username: str | None = "alice", auth: Any = None, **extra: Any) -> dict[str, Any]:
