@@ -5,7 +5,10 @@ display names) comes in a `RoomFacts` the caller loads once per room; the
 event is its JSON (a PDU has every field rules look at: `type`, `sender`,
 `room_id`, `state_key`, `content`). Regular expressions for globs and parsed
 key paths are cached, so evaluating the same default rules for thousands of
-users costs dictionary lookups, not compilation.
+users costs dictionary lookups, not compilation. Within one event, a rule's
+result and outcome are shared by every member it is evaluated for (`memo`):
+only conditions that depend on the rule's owner (`contains_display_name`) are
+tested per member, so a room of many members costs little more than one.
 
 Conditions (push module, "Conditions"): `event_match` (case-insensitive glob
 over the whole string value; over `content.body` any word-bounded substring),
@@ -213,10 +216,31 @@ def outcome_of(rule_id: str, actions: Sequence[Any]) -> Outcome:
 
 
 def evaluate(
-    rules: Sequence[PushRule], event: Mapping[str, Any], user_id: str, room: RoomFacts
+    rules: Sequence[PushRule], event: Mapping[str, Any], user_id: str, room: RoomFacts,
+    memo: dict[Any, Any] | None = None,
 ) -> Outcome | None:
-    """The outcome of the first enabled rule that matches, or None if none does."""
+    """The outcome of the first enabled rule that matches, or None if none does.
+
+    `memo` is for one event and one `room`: pass the same dict for every member
+    the event is evaluated for, and rules that do not depend on their owner are
+    tested once.
+    """
+    if memo is None:
+        memo = {}
     for rule in rules:
-        if rule_matches(rule, event, user_id, room):
-            return outcome_of(rule.rule_id, rule.actions)
+        if not rule.enabled:
+            continue
+        key = rule.match_key
+        if key is None:
+            matched = rule_matches(rule, event, user_id, room)
+        else:
+            matched = memo.get(key)
+            if matched is None:
+                matched = memo[key] = rule_matches(rule, event, user_id, room)
+        if matched:
+            outcome_key = (rule.rule_id, rule.actions_key)
+            outcome = memo.get(outcome_key)
+            if outcome is None:
+                outcome = memo[outcome_key] = outcome_of(rule.rule_id, rule.actions)
+            return outcome
     return None

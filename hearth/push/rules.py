@@ -18,8 +18,9 @@ or `sender`, and a word match of `pattern` on `content.body`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 KINDS: tuple[str, ...] = ("override", "content", "room", "sender", "underride")
@@ -27,6 +28,8 @@ CONDITION_KINDS = frozenset({"override", "underride"})
 MASTER = ".m.rule.master"
 # Actions older spec versions defined; they mean nothing and are dropped.
 HISTORICAL_ACTIONS = frozenset({"dont_notify", "coalesce"})
+# Condition kinds whose result depends on whose rule it is, not only on the event and room.
+OWNER_DEPENDENT_KINDS = frozenset({"contains_display_name"})
 
 _USER = object()  # placeholder in the templates for the owner's user ID
 
@@ -44,6 +47,17 @@ class PushRule:
     pattern: str | None = None
     enabled: bool = True
     default: bool = False
+    # Derived, for sharing one event's results across the members it is evaluated for:
+    # the conditions and the actions as canonical text; `match_key` is None when a
+    # condition depends on the rule's owner (then the rule is tested per user).
+    match_key: str | None = field(default=None, init=False, compare=False, repr=False)
+    actions_key: str = field(default="", init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        conditions = self.implied_conditions()
+        shared = all(c.get("kind") not in OWNER_DEPENDENT_KINDS for c in conditions)
+        object.__setattr__(self, "match_key", _canonical(list(conditions)) if shared else None)
+        object.__setattr__(self, "actions_key", _canonical(list(self.actions)))
 
     def implied_conditions(self) -> tuple[Condition, ...]:
         """The conditions the rule tests, including the predefined ones of room/sender/content rules."""
@@ -68,6 +82,10 @@ class PushRule:
         if self.kind == "content":
             out["pattern"] = self.pattern or ""
         return out
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
 
 
 def _copy(value: Any) -> Any:

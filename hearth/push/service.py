@@ -476,8 +476,9 @@ class PushService:
             if not recipients:
                 continue
             view = {**event.pdu, "room_id": room_id, "event_id": stored.event_id}
+            memo: dict[Any, Any] = {}
             for user_id in recipients:
-                outcome = evaluate(rulesets[user_id].in_order(), view, user_id, facts)
+                outcome = evaluate(rulesets[user_id].in_order(), view, user_id, facts, memo)
                 if outcome is None or not outcome.notify:
                     continue
                 rows.append(ActionRow(user_id, stored.event_nid, room_nid, stream, thread_id,

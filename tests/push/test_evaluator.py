@@ -298,3 +298,55 @@ def test_glob_agrees_with_fnmatch_style_reference(pattern: str, value: str) -> N
 def test_escaped_paths_round_trip(parts: list[str]) -> None:
     key = ".".join(p.replace("\\", "\\\\").replace(".", "\\.") for p in parts)
     assert parse_key(key) == tuple(parts)
+
+
+CAROL = "@carol:example.org"
+NAMED = PushRule("override", "my_name", ("notify", {"set_tweak": "highlight"}),
+                 conditions=({"kind": "contains_display_name"},))
+EVENTS = [
+    message("hello"),
+    message("Alice, look"),
+    message("hi", **{"m.mentions": {"user_ids": [CAROL]}}),
+    message("ping", msgtype="m.notice"),
+    {"type": "m.room.member", "state_key": CAROL, "sender": BOB, "content": {"membership": "invite"}},
+    {"type": "m.room.encrypted", "sender": BOB, "room_id": ROOM, "content": {}},
+]
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_one_memo_for_many_members_gives_each_their_own_outcome(event: dict[str, Any]) -> None:
+    """Shared results never leak one member's answer to another: owner-bound rules stay per member."""
+    rulesets = {
+        ALICE: Ruleset(ALICE, [NAMED]),
+        CAROL: Ruleset(CAROL, [PushRule("content", "look", ("notify",), pattern="look")]),
+        BOB: Ruleset(BOB, [], {".m.rule.message": DefaultRuleChange(actions=())}),
+        "@dave:example.org": Ruleset("@dave:example.org", [NAMED]),
+    }
+    room = RoomFacts(member_count=4, display_names={ALICE: "Alice", "@dave:example.org": "Dave"})
+    memo: dict[Any, Any] = {}
+    for owner, ruleset in rulesets.items():
+        alone = evaluate(ruleset.in_order(), event, owner, room)
+        assert evaluate(ruleset.in_order(), event, owner, room, memo) == alone
+
+
+def test_owner_bound_rule_is_tested_per_member() -> None:
+    room = RoomFacts(member_count=4, display_names={ALICE: "Alice", CAROL: "Carol"})
+    memo: dict[Any, Any] = {}
+    event = message("Alice, look")
+    first = evaluate(Ruleset(ALICE, [NAMED]).in_order(), event, ALICE, room, memo)
+    second = evaluate(Ruleset(CAROL, [NAMED]).in_order(), event, CAROL, room, memo)
+    assert first is not None and first.rule_id == "my_name" and first.highlight
+    assert second is not None and second.rule_id == ".m.rule.message" and not second.highlight
+    assert NAMED.match_key is None
+    assert Ruleset(ALICE).find("underride", ".m.rule.message").match_key is not None  # type: ignore[union-attr]
+
+
+def test_same_rule_different_actions_do_not_share_an_outcome() -> None:
+    memo: dict[Any, Any] = {}
+    plain = Ruleset(ALICE)
+    loud = Ruleset(CAROL, [], {".m.rule.message": DefaultRuleChange(actions=("notify", {"set_tweak": "sound",
+                                                                                        "value": "ding"}))})
+    a = evaluate(plain.in_order(), message(), ALICE, RoomFacts(member_count=3), memo)
+    c = evaluate(loud.in_order(), message(), CAROL, RoomFacts(member_count=3), memo)
+    assert a is not None and c is not None and a.rule_id == c.rule_id == ".m.rule.message"
+    assert a.tweaks == {} and c.tweaks == {"sound": "ding"}
