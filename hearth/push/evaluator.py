@@ -231,12 +231,11 @@ def evaluate(
         if not rule.enabled:
             continue
         key = rule.match_key
-        if key is None:
+        matched: bool | None = None if key is None else memo.get(key)
+        if matched is None:
             matched = rule_matches(rule, event, user_id, room)
-        else:
-            matched = memo.get(key)
-            if matched is None:
-                matched = memo[key] = rule_matches(rule, event, user_id, room)
+            if key is not None:
+                memo[key] = matched
         if matched:
             outcome_key = (rule.rule_id, rule.actions_key)
             outcome = memo.get(outcome_key)
