@@ -525,10 +525,9 @@ class PushService:
     async def _facts(self, conn: DbConnection, room_nid: int, member_count: int, rulesets: Iterable[Ruleset]
                      ) -> RoomFacts:
         """Member count, power levels and (only if some rule asks) display names."""
+        # Owner-bound rules are the ones with a contains_display_name condition.
         wants_names = [
-            r.user_id for r in rulesets
-            if any(c.get("kind") == "contains_display_name" for rule in r for c in rule.implied_conditions()
-                   if rule.enabled)
+            r.user_id for r in rulesets if any(rule.enabled and rule.match_key is None for rule in r)
         ]
         keys: list[StateKey] = [_CREATE, _POWER_LEVELS, *(("m.room.member", u) for u in wants_names)]
         state = await self._current_state(conn, room_nid, keys)

@@ -373,11 +373,16 @@ class PushStore:
     async def insert_actions(self, conn: DbConnection, rows: Sequence[ActionRow]) -> None:
         if not rows:
             return
+        # Members with the same outcome share one actions tuple: encode each once.
+        encoded: dict[int, str] = {}
+        for r in rows:
+            if id(r.actions) not in encoded:
+                encoded[id(r.actions)] = dumps_storable(list(r.actions))
         await conn.execute(_INSERT_ACTIONS, [
             {
                 "user_id": r.user_id, "event_nid": r.event_nid, "room_nid": r.room_nid,
                 "stream_ordering": r.stream_ordering, "thread_id": r.thread_id,
-                "actions": dumps_storable(list(r.actions)), "highlight": r.highlight,
+                "actions": encoded[id(r.actions)], "highlight": r.highlight,
                 "notified_ts": r.notified_ts,
             }
             for r in rows
