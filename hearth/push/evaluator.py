@@ -5,10 +5,11 @@ display names) comes in a `RoomFacts` the caller loads once per room; the
 event is its JSON (a PDU has every field rules look at: `type`, `sender`,
 `room_id`, `state_key`, `content`). Regular expressions for globs and parsed
 key paths are cached, so evaluating the same default rules for thousands of
-users costs dictionary lookups, not compilation. Within one event, a rule's
-result and outcome are shared by every member it is evaluated for (`memo`):
-only conditions that depend on the rule's owner (`contains_display_name`) are
-tested per member, so a room of many members costs little more than one.
+users costs dictionary lookups, not compilation. Within one event, results of
+conditions and rules, and outcomes, are shared by every member it is evaluated
+for (`memo`): only conditions that depend on the rule's owner
+(`contains_display_name`) are tested per member, so a room of many members
+costs little more than one.
 
 Conditions (push module, "Conditions"): `event_match` (case-insensitive glob
 over the whole string value; over `content.body` any word-bounded substring),
@@ -193,10 +194,24 @@ def member_count_matches(spec: object, count: int) -> bool:
     return count >= number
 
 
-def rule_matches(rule: PushRule, event: Mapping[str, Any], user_id: str, room: RoomFacts) -> bool:
+def rule_matches(
+    rule: PushRule, event: Mapping[str, Any], user_id: str, room: RoomFacts,
+    memo: dict[Any, Any] | None = None,
+) -> bool:
+    """Whether every condition holds; with `memo`, owner-independent results are shared (see `evaluate`)."""
     if not rule.enabled:
         return False
-    return all(condition_matches(c, event, user_id, room) for c in rule.implied_conditions())
+    if memo is None:
+        return all(condition_matches(c, event, user_id, room) for c, _ in rule.tests)
+    for cond, key in rule.tests:
+        holds: bool | None = None if key is None else memo.get(key)
+        if holds is None:
+            holds = condition_matches(cond, event, user_id, room)
+            if key is not None:
+                memo[key] = holds
+        if not holds:
+            return False
+    return True
 
 
 def outcome_of(rule_id: str, actions: Sequence[Any]) -> Outcome:
@@ -222,8 +237,8 @@ def evaluate(
     """The outcome of the first enabled rule that matches, or None if none does.
 
     `memo` is for one event and one `room`: pass the same dict for every member
-    the event is evaluated for, and rules that do not depend on their owner are
-    tested once.
+    the event is evaluated for, and conditions (and whole rules) that do not
+    depend on their owner are tested once.
     """
     if memo is None:
         memo = {}
@@ -233,7 +248,7 @@ def evaluate(
         key = rule.match_key
         matched: bool | None = None if key is None else memo.get(key)
         if matched is None:
-            matched = rule_matches(rule, event, user_id, room)
+            matched = rule_matches(rule, event, user_id, room, memo)
             if key is not None:
                 memo[key] = matched
         if matched:

@@ -48,14 +48,19 @@ class PushRule:
     enabled: bool = True
     default: bool = False
     # Derived, for sharing one event's results across the members it is evaluated for:
-    # the conditions and the actions as canonical text; `match_key` is None when a
-    # condition depends on the rule's owner (then the rule is tested per user).
+    # `tests` pairs each implied condition with its canonical text, or None when it
+    # depends on the rule's owner; `match_key` is the whole rule's text, None if any
+    # condition depends on the owner (then the rule is tested per member).
+    tests: tuple[tuple[Condition, str | None], ...] = field(default=(), init=False, compare=False, repr=False)
     match_key: str | None = field(default=None, init=False, compare=False, repr=False)
     actions_key: str = field(default="", init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         conditions = self.implied_conditions()
-        shared = all(c.get("kind") not in OWNER_DEPENDENT_KINDS for c in conditions)
+        tests = tuple((c, None if c.get("kind") in OWNER_DEPENDENT_KINDS else _canonical(c))
+                      for c in conditions)
+        shared = all(key is not None for _, key in tests)
+        object.__setattr__(self, "tests", tests)
         object.__setattr__(self, "match_key", _canonical(list(conditions)) if shared else None)
         object.__setattr__(self, "actions_key", _canonical(list(self.actions)))
 
