@@ -127,13 +127,17 @@ class _Prepared:
 class _Form:
     """One compiled shape of a prepared statement: SQL, parameter order and processors."""
 
-    __slots__ = ("bind_procs", "columns", "defaults", "expanding", "names", "result_procs", "row_type", "sql")
+    __slots__ = (
+        "bind_procs", "columns", "defaults", "expanding", "names", "processed", "result_procs", "row_type",
+        "sql",
+    )
 
     def __init__(self) -> None:
         self.sql = ""
         self.names: list[str] = []
         self.defaults: dict[str, Any] = {}
         self.bind_procs: list[Processor] = []
+        self.processed: tuple[int, ...] = ()  # indexes of the parameters with a bind processor
         self.expanding: frozenset[str] = frozenset()
         self.columns: list[str] = []
         self.result_procs: list[Processor] = []
@@ -162,6 +166,7 @@ class _Form:
                 form.defaults[name] = bind.value
             form.bind_procs.append(bind.type.dialect_impl(dialect).bind_processor(dialect))
         form.expanding = frozenset(expanding)
+        form.processed = tuple(i for i, proc in enumerate(form.bind_procs) if proc is not None)
         exported = getattr(statement, "exported_columns", None)
         if exported is not None and len(exported):
             form.columns = list(exported.keys())
@@ -172,6 +177,14 @@ class _Form:
         return form
 
     def positional(self, parameters: Mapping[str, Any]) -> list[Any]:
+        if not self.defaults:
+            # The common case, per row of an executemany: every value given.
+            out = [parameters[name] for name in self.names]
+            for i in self.processed:
+                value = out[i]
+                if value is not None:
+                    out[i] = self.bind_procs[i](value)  # type: ignore[misc]
+            return out
         out = []
         for name, proc in zip(self.names, self.bind_procs, strict=True):
             value = parameters[name] if name in parameters else self.defaults[name]

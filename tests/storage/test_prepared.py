@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    TypeDecorator,
     bindparam,
     delete,
     exc,
@@ -37,6 +38,26 @@ _things = Table(
     Column("blob", LargeBinary, nullable=True),
     Column("kind", Text, nullable=False, default="plain"),  # a Python-side default
 )
+
+
+class _Shouted(TypeDecorator[str]):
+    """Stored upper-case, read back lower-case: shows whether bind and result processors ran."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else value.upper()
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else value.lower()
+
+
+_notes = Table(
+    "notes", _meta, Column("nid", Integer, primary_key=True), Column("text", _Shouted, nullable=True),
+)
+_INSERT_NOTE = prepared(insert(_notes))
+_NOTES = prepared(select(_notes.c.nid, _notes.c.text).order_by(_notes.c.nid))
 
 
 def _both(build: Callable[[], Any]) -> tuple[Any, Any]:
@@ -178,3 +199,17 @@ async def test_a_rolled_back_write_leaves_nothing(db: Database) -> None:
             raise RuntimeError("abort")
     async with db.read() as conn:
         assert (await conn.execute(_BY_NAMES, {"names": ["a"]})).all() == []
+
+
+async def test_bind_and_result_processors_run_on_every_row(db: Database) -> None:
+    async with db.write() as conn:
+        await conn.execute(_INSERT_NOTE, {"nid": 1, "text": "one"})
+        await conn.execute(_INSERT_NOTE, [{"nid": 2, "text": "two"}, {"nid": 3, "text": None},
+                                          {"nid": 4, "text": "four"}])
+    async with db.read() as conn:
+        stored = await conn.run_sync(
+            lambda c: c.connection.driver_connection.execute("SELECT text FROM notes ORDER BY nid").fetchall()
+        )
+        read = (await conn.execute(_NOTES)).all()
+    assert [r[0] for r in stored] == ["ONE", "TWO", None, "FOUR"]
+    assert [tuple(r) for r in read] == [(1, "one"), (2, "two"), (3, None), (4, "four")]
