@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 from hearth.core.power_levels import NOTIFICATION_DEFAULT, USERS_DEFAULT, PowerLevels
-from hearth.push.rules import Condition, PushRule, strip_historical
+from hearth.push.rules import Condition, PushRule, Ruleset, strip_historical
 
 _MAX_SAFE_INT = 2**53 - 1
 _WORD_CHAR = "A-Za-z0-9_"
@@ -258,3 +258,48 @@ def evaluate(
                 outcome = memo[outcome_key] = outcome_of(rule.rule_id, rule.actions)
             return outcome
     return None
+
+
+def evaluate_for(
+    ruleset: Ruleset, event: Mapping[str, Any], room: RoomFacts, memo: dict[Any, Any]
+) -> Outcome | None:
+    """`evaluate` for the owner of `ruleset`, sharing whole outcomes across members through `memo`.
+
+    Members whose rulesets have one shape (`Ruleset.shape`) get the same outcome
+    from an event that does not contain their ID (no mention, no invite of
+    them): that outcome is worked out once per event, and only members the
+    event names are evaluated on their own.
+    """
+    owner = ruleset.user_id
+    if ruleset.shape is None or owner.casefold() in _event_text(event, memo):
+        return evaluate(ruleset.in_order(), event, owner, room, memo)
+    shape_key = ("shape", ruleset.shape)
+    if shape_key not in memo:
+        memo[shape_key] = evaluate(ruleset.in_order(), event, owner, room, memo)
+    outcome: Outcome | None = memo[shape_key]
+    return outcome
+
+
+def _event_text(event: Mapping[str, Any], memo: dict[Any, Any]) -> str:
+    """Every key and string value in the event, case-folded, NUL-separated (once per event)."""
+    text = memo.get(_EVENT_TEXT)
+    if text is None:
+        parts: list[str] = []
+        _collect(event, parts)
+        text = memo[_EVENT_TEXT] = "\x00".join(parts).casefold()
+    return str(text)
+
+
+_EVENT_TEXT = ("event_text",)
+
+
+def _collect(value: Any, parts: list[str]) -> None:
+    if isinstance(value, str):
+        parts.append(value)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            parts.append(str(k))
+            _collect(v, parts)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _collect(v, parts)

@@ -89,6 +89,36 @@ class PushRule:
         return out
 
 
+_OWNER = "\x00"  # stands for the owner's ID in a shape; canonical JSON escapes a real NUL
+
+
+# Condition kinds that can only hold for an owner-naming condition if the event
+# itself contains the owner's ID (case-insensitively): globs without wildcards in
+# the ID (a user ID has no `*` or `?`) and exact values.
+_TEXT_KINDS = frozenset({"event_match", "event_property_is", "event_property_contains"})
+
+
+def _shape(user_id: str, rules: Sequence[PushRule]) -> str | None:
+    """The ruleset with its owner's ID abstracted away, or None if that is unsafe.
+
+    Two rulesets of one shape (say, everyone's defaults) give an event the same
+    outcome whenever the event does not contain either owner's ID: conditions
+    that name the owner are then false for both. Unsafe (None): a rule with an
+    owner-dependent condition, an owner-naming condition of another kind, or
+    the owner's ID in a rule ID or actions (the outcome itself would name them).
+    """
+    enabled = [r for r in rules if r.enabled]
+    if any(key is None for r in enabled for _, key in r.tests):
+        return None
+    tests = [(c, key) for r in enabled for c, key in r.tests]
+    if any(key is not None and user_id in key and c.get("kind") not in _TEXT_KINDS for c, key in tests):
+        return None
+    if any(user_id in r.rule_id or user_id in r.actions_key for r in rules):
+        return None
+    text = _canonical([[r.kind, r.rule_id, r.enabled, r.match_key, r.actions_key] for r in rules])
+    return text.replace(user_id, _OWNER)
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
 
@@ -185,7 +215,7 @@ class DefaultRuleChange:
 class Ruleset:
     """One user's complete ruleset: their own rules merged with the server defaults."""
 
-    __slots__ = ("_by_kind", "_ordered", "user_id")
+    __slots__ = ("_by_kind", "_ordered", "shape", "user_id")
 
     def __init__(
         self,
@@ -216,6 +246,7 @@ class Ruleset:
                 by_kind[rule.kind].append(rule)
         self._by_kind = by_kind
         self._ordered = tuple(rule for kind in KINDS for rule in by_kind[kind])
+        self.shape = _shape(user_id, self._ordered)
 
     def in_order(self) -> tuple[PushRule, ...]:
         """Every rule, in the order they are tried."""

@@ -55,12 +55,12 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from hearth.clock import Clock
 from hearth.core.events import Event, StateKey
 from hearth.core.power_levels import PowerLevels
-from hearth.push.evaluator import Outcome, RoomFacts, evaluate
+from hearth.push.evaluator import Outcome, RoomFacts, evaluate_for
 from hearth.push.pusher import PusherService, PushNotification
 from hearth.push.rules import Ruleset
 from hearth.push.rules_service import PUSH_RULES_TYPE, PushRulesService
@@ -134,8 +134,7 @@ class _RoomCache:
     state: dict[StateKey, Event | None] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
+class _Pending(NamedTuple):
     user_id: str
     stored: StoredEvent
     outcome: Outcome
@@ -478,7 +477,7 @@ class PushService:
             view = {**event.pdu, "room_id": room_id, "event_id": stored.event_id}
             memo: dict[Any, Any] = {}
             for user_id in recipients:
-                outcome = evaluate(rulesets[user_id].in_order(), view, user_id, facts, memo)
+                outcome = evaluate_for(rulesets[user_id], view, facts, memo)
                 if outcome is None or not outcome.notify:
                     continue
                 rows.append(ActionRow(user_id, stored.event_nid, room_nid, stream, thread_id,

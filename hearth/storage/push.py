@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, select, update
 
@@ -70,8 +70,9 @@ _CLEAR_COUNTS = prepared(delete(push_counts).where(
 _DROP_COUNT = prepared(_CLEAR_COUNTS.where(push_counts.c.thread_id == bindparam("t")))
 
 
-@dataclass(frozen=True, slots=True)
-class ActionRow:
+class ActionRow(NamedTuple):
+    """A notification: one per (user, event) a rule notified; a tuple, made once per recipient per event."""
+
     user_id: str
     event_nid: int
     room_nid: int

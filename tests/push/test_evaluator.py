@@ -16,6 +16,7 @@ from hearth.push.evaluator import (
     RoomFacts,
     condition_matches,
     evaluate,
+    evaluate_for,
     glob_matches,
     lookup,
     member_count_matches,
@@ -350,3 +351,68 @@ def test_same_rule_different_actions_do_not_share_an_outcome() -> None:
     c = evaluate(loud.in_order(), message(), CAROL, RoomFacts(member_count=3), memo)
     assert a is not None and c is not None and a.rule_id == c.rule_id == ".m.rule.message"
     assert a.tweaks == {} and c.tweaks == {"sound": "ding"}
+
+
+DAVE = "@dave:example.org"
+
+
+def _members() -> dict[str, Ruleset]:
+    """Members with default rules, and with rules that must not share an outcome with anyone."""
+    return {
+        ALICE: Ruleset(ALICE),
+        BOB: Ruleset(BOB),
+        CAROL: Ruleset(CAROL),
+        DAVE: Ruleset(DAVE),
+        # Rules naming their owner, in a condition, a rule ID and the actions:
+        "@erin:example.org": Ruleset("@erin:example.org", [PushRule(
+            "override", "me", ("notify",),
+            conditions=({"kind": "event_match", "key": "content.body", "pattern": "*@erin:example.org*"},))]),
+        "@finn:example.org": Ruleset("@finn:example.org", [PushRule(
+            "override", "me", ("notify",),
+            conditions=({"kind": "event_match", "key": "content.body", "pattern": "*@finn:example.org*"},))]),
+        "@gail:example.org": Ruleset("@gail:example.org", [PushRule("sender", "@gail:example.org", ())]),
+        "@hugo:example.org": Ruleset("@hugo:example.org", [], {".m.rule.message": DefaultRuleChange(
+            actions=("notify", {"set_tweak": "sound", "value": "@hugo:example.org"}))}),
+        # A permission named after the owner: holds or not whatever the event says.
+        "@ivy:example.org": Ruleset("@ivy:example.org", [PushRule(
+            "override", "perm", ("notify", {"set_tweak": "highlight"}),
+            conditions=({"kind": "sender_notification_permission", "key": "@ivy:example.org"},))]),
+        "@jon:example.org": Ruleset("@jon:example.org", [PushRule(
+            "override", "perm", ("notify", {"set_tweak": "highlight"}),
+            conditions=({"kind": "sender_notification_permission", "key": "@jon:example.org"},))]),
+        "@kim:example.org": Ruleset("@kim:example.org", [NAMED]),
+    }
+
+
+SHARED_EVENTS = [
+    *EVENTS,
+    message("hi", **{"m.mentions": {"user_ids": [ALICE, "@erin:example.org"]}}),
+    message("ping @FINN:example.org and Kim"),
+    {"type": "m.room.member", "state_key": DAVE.upper(), "sender": BOB, "content": {"membership": "invite"}},
+    {"type": "m.room.member", "state_key": CAROL, "sender": BOB, "content": {"membership": "invite"}},
+    {**message("hello"), "sender": "@gail:example.org"},
+]
+
+
+@pytest.mark.parametrize("event", SHARED_EVENTS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_shared_outcomes_equal_each_members_own_evaluation(event: dict[str, Any], reverse: bool) -> None:
+    create = _event("m.room.create", {"creator": ALICE, "room_version": "10"})
+    pl = _event("m.room.power_levels", {"notifications": {"@ivy:example.org": 0}})
+    room = RoomFacts(member_count=11, power_levels=PowerLevels(create, pl),
+                     display_names={"@kim:example.org": "Kim"})
+    members = list(_members().items())
+    if reverse:
+        members.reverse()
+    memo: dict[Any, Any] = {}
+    for owner, ruleset in members:
+        alone = evaluate(ruleset.in_order(), event, owner, room)
+        assert evaluate_for(ruleset, event, room, memo) == alone, owner
+
+
+def test_default_rulesets_share_a_shape_and_owner_naming_outcomes_do_not() -> None:
+    members = _members()
+    assert members[ALICE].shape is not None and members[ALICE].shape == members[BOB].shape
+    assert members["@erin:example.org"].shape == members["@finn:example.org"].shape is not None
+    for unsafe in ("@gail:example.org", "@hugo:example.org", "@ivy:example.org", "@kim:example.org"):
+        assert members[unsafe].shape is None, unsafe
