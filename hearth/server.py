@@ -10,6 +10,7 @@ work while the first drains.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import ssl
@@ -86,8 +87,12 @@ async def serve(config: HearthConfig, *, ready: asyncio.Event | None = None,
                          ", ".join(listener.resources))
         if ready is not None:
             ready.set()
+        resuming = asyncio.create_task(_resume_deactivations(hs))
         if not stop.is_set():
             await stop.wait()
+        resuming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await resuming
         log.info("Shutting down: no new connections; finishing requests in progress")
     finally:
         await _shutdown(runners)
@@ -96,6 +101,14 @@ async def serve(config: HearthConfig, *, ready: asyncio.Event | None = None,
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     log.info("Stopped")
+
+
+async def _resume_deactivations(hs: Homeserver) -> None:
+    """Deactivations a crash cut short are finished in the background, not before serving."""
+    try:
+        await hs.deactivation.resume()
+    except Exception:
+        log.exception("Finishing interrupted deactivations failed; the next start tries again")
 
 
 async def _shutdown(runners: list[web.AppRunner]) -> None:

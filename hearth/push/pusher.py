@@ -305,6 +305,11 @@ class PusherService:
             # A delivery in progress finds its pusher gone and stops.
             self._queues.pop(row.pusher_id, None)
 
+    async def deactivated_owners(self) -> list[str]:
+        """Deactivated accounts that still have pushers (a deactivation cut short by a crash)."""
+        async with self._db.read() as conn:
+            return await self._store.deactivated_pusher_owners(conn)
+
     def _forget(self, user_id: str, app_id: str, pushkey: str) -> None:
         rows = (self._by_user or {}).get(user_id)
         if not rows:

@@ -291,6 +291,10 @@ class MembershipService:
                     log.exception("%s could not leave %s", user_id, room_id)
         return left
 
+    async def deactivated_members(self) -> list[str]:
+        """Deactivated accounts still joined, invited or knocking somewhere (what `leave_all` would undo)."""
+        return await self._rooms.deactivated_members(IN_ROOM)
+
     async def joined_rooms(self, user_id: str) -> list[str]:
         return await self._rooms.rooms_for_user(user_id, "join")
 

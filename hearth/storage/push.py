@@ -41,6 +41,7 @@ from hearth.storage.tables import (
     room_members,
     rooms,
     stream_counters,
+    users,
 )
 
 PROCESSED_STREAM = "push_actions"
@@ -457,6 +458,16 @@ class PushStore:
             .returning(pushers.c.user_id)
         )
         return [r[0] for r in result]
+
+    async def deactivated_pusher_owners(self, conn: DbConnection) -> list[str]:
+        """Deactivated accounts that still have pushers."""
+        rows = await conn.execute(
+            select(pushers.c.user_id).distinct()
+            .select_from(pushers.join(users, users.c.user_id == pushers.c.user_id))
+            .where(users.c.deactivated.is_(True))
+            .order_by(pushers.c.user_id)
+        )
+        return [r[0] for r in rows]
 
     async def delete_all_pushers(self, conn: DbConnection, user_id: str) -> None:
         """Drop every pusher of a user (e.g. when the account is deactivated)."""

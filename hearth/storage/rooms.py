@@ -12,7 +12,7 @@ from hearth.core.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from hearth.storage import dialect
 from hearth.storage.db import Database, DbConnection, after_commit
 from hearth.storage.prepared import prepared
-from hearth.storage.tables import event_txn_ids, events, forward_extremities, room_members, rooms
+from hearth.storage.tables import event_txn_ids, events, forward_extremities, room_members, rooms, users
 
 # Hot-path statements built once (see storage/events.py).
 _DELETE_EXTREMITIES = prepared(delete(forward_extremities).where(
@@ -189,6 +189,17 @@ class RoomsStore:
                     )
                 )
                 .order_by(rooms.c.room_id)
+            )
+            return [r[0] for r in rows]
+
+    async def deactivated_members(self, memberships: Iterable[str]) -> list[str]:
+        """Deactivated local accounts that still have one of `memberships` somewhere."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(room_members.c.user_id).distinct()
+                .select_from(room_members.join(users, users.c.user_id == room_members.c.user_id))
+                .where(users.c.deactivated.is_(True), room_members.c.membership.in_(list(memberships)))
+                .order_by(room_members.c.user_id)
             )
             return [r[0] for r in rows]
 

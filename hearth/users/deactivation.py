@@ -12,7 +12,9 @@ pushed to a dead account's phones) and it leaves every room it is joined to,
 rejects its pending invites and retracts its knocks, one room at a time; a
 room that fails is logged and skipped. These steps follow the commit, so a
 crash between them leaves the account deactivated but still a member of some
-rooms (there is no resume of the leaving yet).
+rooms or with pushers: `resume`, which the server runs in the background at
+every start, finds such accounts and finishes the job (both steps only act on
+what is left, so running them again is harmless).
 
 With `erase` the spec also wants later joiners of the user's rooms to see
 their events redacted. The request is recorded (`UsersStore.is_erased`) for
@@ -23,6 +25,7 @@ unbind from an identity server.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 from hearth.storage.account_data import AccountDataStore
@@ -30,6 +33,8 @@ from hearth.storage.db import Database
 from hearth.storage.filters import FiltersStore
 from hearth.storage.users import UsersStore
 from hearth.users.sessions import SessionService
+
+log = logging.getLogger(__name__)
 
 
 class DeactivationRooms(Protocol):
@@ -39,11 +44,17 @@ class DeactivationRooms(Protocol):
         """Leave every room, reject every invite, retract every knock; failures are skipped."""
         ...
 
+    async def deactivated_members(self) -> list[str]:
+        """Deactivated accounts that `leave_all` has not finished with."""
+        ...
+
 
 class DeactivationPushers(Protocol):
     """What deactivation needs from push delivery (`hearth.push.pusher`)."""
 
     async def delete_all(self, user_id: str) -> None: ...
+
+    async def deactivated_owners(self) -> list[str]: ...
 
 
 class DeactivationService:
@@ -65,5 +76,18 @@ class DeactivationService:
                 await self._account_data.delete_all(conn, user_id)
                 await self._filters.delete_all(conn, user_id)
         await self._sessions.logout_all(user_id)
+        await self._leave_everything(user_id)
+
+    async def resume(self) -> list[str]:
+        """Finish deactivations a crash cut short; returns the accounts it finished."""
+        with_pushers = await self._pushers.deactivated_owners()
+        in_rooms = await self._rooms.deactivated_members()
+        pending = sorted(set(with_pushers) | set(in_rooms))
+        for user_id in pending:
+            log.info("Finishing the deactivation of %s", user_id)
+            await self._leave_everything(user_id)
+        return pending
+
+    async def _leave_everything(self, user_id: str) -> None:
         await self._pushers.delete_all(user_id)
         await self._rooms.leave_all(user_id)

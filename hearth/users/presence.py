@@ -344,6 +344,8 @@ class PresenceService:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._logged(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # A task cancelled before it ran (at close) never awaited `coro`: close it quietly.
+        task.add_done_callback(lambda _task: coro.close())
 
     @staticmethod
     async def _logged(coro: Any) -> None:

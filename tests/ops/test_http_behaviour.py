@@ -18,9 +18,12 @@ from pytest_aiohttp import AiohttpClient
 
 from hearth.app import build_app
 from hearth.config import HearthConfig
+from hearth.core.room_versions import KNOWN_ROOM_VERSIONS
 from hearth.homeserver import Homeserver
+from hearth.rooms.create import RoomSpec
 from hearth.server import ServeError, serve
 from tests.e2e.process import free_port
+from tests.helpers.users import make_user
 
 
 async def _boom(request: web.Request) -> web.Response:
@@ -143,3 +146,37 @@ async def test_unreadable_tls_files_are_a_clear_error(hs_config: HearthConfig, t
     with pytest.raises(ServeError, match="cannot load TLS certificate"):
         await serve(HearthConfig.model_validate(values), stop=asyncio.Event())
 
+
+
+async def test_serve_finishes_a_deactivation_cut_short_by_a_crash(hs_config: HearthConfig) -> None:
+    """A start picks up an account marked deactivated but still in a room, and makes it leave."""
+    config = _config_on_free_port(hs_config)
+    hs = await Homeserver.start(config)
+    try:
+        alice = await make_user(hs, "alice")
+        bob = await make_user(hs, "bob")
+        spec = RoomSpec(creator=alice.user_id, room_version=KNOWN_ROOM_VERSIONS["12"], preset="public_chat")
+        room_id = await hs.room_creator.create(spec)
+        await hs.membership.join(bob.user_id, room_id)
+        async with hs.db.write() as conn:
+            await hs.users.deactivate(conn, bob.user_id, erase=False)  # and then the crash
+    finally:
+        await hs.close()
+
+    ready, stop = asyncio.Event(), asyncio.Event()
+    server = asyncio.create_task(serve(config, ready=ready, stop=stop))
+    try:
+        await ready.wait()
+        check = await Homeserver.start(config)
+        try:
+            for _ in range(500):
+                if await check.room_store.rooms_for_user(bob.user_id, "join") == []:
+                    break
+                await asyncio.sleep(0.01)
+            assert await check.room_store.rooms_for_user(bob.user_id, "join") == []
+            assert await check.room_store.rooms_for_user(bob.user_id, "leave") == [room_id]
+        finally:
+            await check.close()
+    finally:
+        stop.set()
+        await server

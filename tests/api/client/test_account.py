@@ -408,3 +408,42 @@ async def test_deactivation_deletes_pushers(client: MatrixTestClient) -> None:
     # Someone else's pusher is untouched.
     assert [p["pushkey"] for p in await pushers.pushers_of(alice.user_id)] == ["alice-key"]
     assert pushers.has_http_pushers(alice.user_id)
+
+
+async def _crash_after_marking(client: MatrixTestClient, user_id: str) -> None:
+    """What a crash right after deactivation's first transaction leaves: the account marked, nothing else."""
+    async with client.hs.db.write() as conn:
+        await client.hs.users.deactivate(conn, user_id, erase=False)
+
+
+async def test_resume_finishes_a_deactivation_cut_short(client: MatrixTestClient) -> None:
+    alice, bob, rooms = await _rooms_of_bob(client)
+    bob_id = bob.user_id
+    await client.request("POST", "/_matrix/client/v3/pushers/set", token=bob.token, json={
+        "kind": "http", "app_id": "com.example.app", "pushkey": "bob-key", "app_display_name": "App",
+        "device_display_name": "Phone", "lang": "en",
+        "data": {"url": "https://push.example.com/_matrix/push/v1/notify"},
+    })
+    await _crash_after_marking(client, bob_id)
+    assert await _membership(client, alice.token, rooms["joined"], bob_id) == "join"
+
+    assert await client.hs.deactivation.resume() == [bob_id]
+    for key in ("joined", "joined_v10", "invited", "knocked"):
+        assert await _membership(client, alice.token, rooms[key], bob_id) == "leave", key
+    assert await client.hs.pushers.pushers_of(bob_id) == []
+    # Nothing is left to finish; Alice, still active, was never touched.
+    assert await client.hs.deactivation.resume() == []
+    assert await _membership(client, alice.token, rooms["untouched"], alice.user_id) == "join"
+
+
+async def test_resume_finds_an_account_left_with_only_pushers(client: MatrixTestClient) -> None:
+    carol = await make_user(client.hs, "carol")
+    await client.request("POST", "/_matrix/client/v3/pushers/set", token=carol.token, json={
+        "kind": "http", "app_id": "com.example.app", "pushkey": "carol-key", "app_display_name": "App",
+        "device_display_name": "Phone", "lang": "en",
+        "data": {"url": "https://push.example.com/_matrix/push/v1/notify"},
+    })
+    await _crash_after_marking(client, carol.user_id)
+    assert await client.hs.deactivation.resume() == [carol.user_id]
+    assert await client.hs.pushers.pushers_of(carol.user_id) == []
+    assert not client.hs.pushers.has_http_pushers(carol.user_id)
