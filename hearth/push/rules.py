@@ -19,6 +19,7 @@ or `sender`, and a word match of `pattern` on `content.body`.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -116,11 +117,12 @@ def _shape(user_id: str, rules: Sequence[PushRule]) -> str | None:
     if any(user_id in r.rule_id or user_id in r.actions_key for r in rules):
         return None
     text = _canonical([[r.kind, r.rule_id, r.enabled, r.match_key, r.actions_key] for r in rules])
-    return text.replace(user_id, _OWNER)
+    return sys.intern(text.replace(user_id, _OWNER))
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+    # Interned: every user's copy of a default rule has the same text, kept once.
+    return sys.intern(json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr))
 
 
 def _copy(value: Any) -> Any:
