@@ -55,6 +55,13 @@ T = TypeVar("T")
 AfterCommit = Callable[[], None]
 
 _SQLITE_BUSY_TIMEOUT_MS = 5000
+# Checkpoint the WAL every 10,000 pages (about 40 MiB) rather than SQLite's
+# 1,000. Every send commits its own transaction, which rewrites the same few
+# hot pages (the ends of the events indexes); a checkpoint copies each page in
+# the WAL to the database once and syncs twice, on the committing request's
+# path. Ten times fewer checkpoints made sends into one busy room about 10%
+# cheaper, for a larger -wal file between checkpoints.
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
 
 
 class DbConnection(Protocol):
@@ -234,6 +241,7 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
     cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
     cur.close()
 
