@@ -195,14 +195,11 @@ def member_count_matches(spec: object, count: int) -> bool:
 
 
 def rule_matches(
-    rule: PushRule, event: Mapping[str, Any], user_id: str, room: RoomFacts,
-    memo: dict[Any, Any] | None = None,
+    rule: PushRule, event: Mapping[str, Any], user_id: str, room: RoomFacts, memo: dict[Any, Any]
 ) -> bool:
-    """Whether every condition holds; with `memo`, owner-independent results are shared (see `evaluate`)."""
+    """Whether every condition holds; owner-independent results are shared through `memo` (see `evaluate`)."""
     if not rule.enabled:
         return False
-    if memo is None:
-        return all(condition_matches(c, event, user_id, room) for c, _ in rule.tests)
     for cond, key in rule.tests:
         holds: bool | None = None if key is None else memo.get(key)
         if holds is None:
