@@ -235,6 +235,9 @@ class PushService:
                 self._wake.clear()
                 try:
                     await self.catch_up()
+                    # A waiter for a position already processed (at start, where
+                    # the stored position is read first) has no batch to release it.
+                    self._release_settled(self._processed)
                 except Exception:
                     log.exception("Computing push actions failed; will retry on the next event")
                     self._release_settled(None)  # a sender must not wait for a retry

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from hearth.homeserver import Homeserver
 from hearth.storage.push import Counts
 from tests.helpers.homeserver import MatrixTestClient
 
@@ -164,6 +166,16 @@ async def test_counts_are_right_even_before_the_worker_runs(client: MatrixTestCl
         assert found == {room_id: {"main": Counts(2, 1)}}
     finally:
         await hs.push.start()
+
+
+async def test_waiting_for_a_position_already_processed_returns_at_start(hs: Homeserver) -> None:
+    # Nothing to process: the worker's first catch-up may only read the stored
+    # position, and then no batch runs to release whoever waits for it.
+    await hs.push.start()
+    try:
+        await asyncio.wait_for(hs.push.settled(hs.event_positions.current), timeout=10)
+    finally:
+        await hs.push.stop()
 
 
 async def test_user_rules_change_what_counts(client: MatrixTestClient) -> None:
