@@ -1,8 +1,8 @@
 """HTTP composition: one aiohttp application per listener.
 
-Each API prefix is a nested app (`/_matrix/client`, `/_matrix/federation`,
-`/_matrix/media`, `/_synapse/admin`), mounted only where the listener's
-`resources` ask for it, so a federation-only TLS listener serves nothing else.
+Each API prefix (`/_matrix/client`, `/_synapse/admin`, ...) is a set of
+route tables, mounted only where the listener's `resources` ask for it, so a
+federation-only TLS listener serves nothing else.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from collections.abc import AsyncIterator, Iterable
 from aiohttp import web
 
 from hearth.api import metrics_resource, wellknown
-from hearth.api.admin import build_admin_app
-from hearth.api.client import build_client_app
-from hearth.api.errors import matrix_errors_middleware
+from hearth.api.admin import ADMIN_ROUTES
+from hearth.api.client import CLIENT_ROUTES
 from hearth.api.keys import HS
-from hearth.api.middleware import cors_middleware, metrics_middleware
+from hearth.api.middleware import http_middleware
 from hearth.homeserver import Homeserver
 
 ALL_RESOURCES = ("client", "federation", "media", "admin", "metrics")
@@ -25,9 +24,7 @@ ALL_RESOURCES = ("client", "federation", "media", "admin", "metrics")
 def build_app(hs: Homeserver, resources: Iterable[str] = ALL_RESOURCES) -> web.Application:
     wanted = set(resources)
     app = web.Application(
-        # Metrics wrap the error mapper so a Matrix error is counted with the
-        # status the client received (an exception never reaches them).
-        middlewares=[cors_middleware, metrics_middleware(hs.metrics), matrix_errors_middleware],
+        middlewares=[http_middleware(hs.metrics)],
         client_max_size=hs.config.max_request_body_bytes,
     )
     app[HS] = hs
@@ -40,10 +37,22 @@ def build_app(hs: Homeserver, resources: Iterable[str] = ALL_RESOURCES) -> web.A
 
     app.cleanup_ctx.append(push_delivery)
     if "client" in wanted:
-        app.add_subapp("/_matrix/client", build_client_app())
+        _mount(app, "/_matrix/client", CLIENT_ROUTES)
         app.router.add_routes(wellknown.routes)
     if "admin" in wanted:
-        app.add_subapp("/_synapse/admin", build_admin_app())
+        _mount(app, "/_synapse/admin", ADMIN_ROUTES)
     if "metrics" in wanted:
         app.router.add_routes(metrics_resource.routes)
     return app
+
+
+def _mount(app: web.Application, prefix: str, tables: Iterable[web.RouteTableDef]) -> None:
+    """Add route tables under `prefix` to `app` itself.
+
+    Not as sub-applications: aiohttp runs a middleware coroutine per
+    application a request passes through, held for the request's life.
+    """
+    for table in tables:
+        for route in table:
+            assert isinstance(route, web.RouteDef)
+            app.router.add_route(route.method, prefix + route.path, route.handler, **route.kwargs)

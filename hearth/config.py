@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hearth.validation import Model, ValidationError, field, field_validator
 
 Resource = Literal["client", "federation", "media", "metrics", "admin"]
 DEFAULT_RESOURCES: tuple[Resource, ...] = ("client", "federation", "media", "admin")
@@ -25,8 +26,8 @@ class ConfigError(Exception):
     """The configuration file is missing, unreadable or invalid."""
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Model(Model, extra="forbid"):
+    """A config section: a key no field names is a mistake, so it is refused."""
 
 
 class TLSConfig(_Model):
@@ -36,15 +37,15 @@ class TLSConfig(_Model):
 
 class ListenerConfig(_Model):
     bind_address: str = "127.0.0.1"
-    port: int = Field(default=8008, ge=0, le=65535)
+    port: int = field(default=8008, ge=0, le=65535)
     tls: TLSConfig | None = None
-    resources: list[Resource] = Field(default_factory=lambda: list(DEFAULT_RESOURCES))
+    resources: list[Resource] = field(default_factory=lambda: list(DEFAULT_RESOURCES))
 
 
 class DatabaseConfig(_Model):
     # sqlite:///path/to/file.db or postgresql://user:pass@host:port/db
     url: str
-    pool_size: int = Field(default=10, ge=1)
+    pool_size: int = field(default=10, ge=1)
 
     @field_validator("url")
     @classmethod
@@ -57,16 +58,16 @@ class DatabaseConfig(_Model):
 class Argon2Config(_Model):
     """argon2id cost. The defaults follow OWASP's guidance; tests lower them."""
 
-    time_cost: int = Field(default=2, ge=1)
-    memory_cost_kib: int = Field(default=19456, ge=8)
-    parallelism: int = Field(default=1, ge=1)
+    time_cost: int = field(default=2, ge=1)
+    memory_cost_kib: int = field(default=19456, ge=8)
+    parallelism: int = field(default=1, ge=1)
 
 
 class RateLimit(_Model):
     """A token bucket: `per_second` refill rate and `burst` capacity."""
 
-    per_second: float = Field(gt=0)
-    burst: int = Field(ge=1)
+    per_second: float = field(gt=0)
+    burst: int = field(ge=1)
 
 
 class RateLimitsConfig(_Model):
@@ -90,16 +91,16 @@ class PushConfig(_Model):
     # Gateways at these addresses are refused, as IP literals and as what their
     # host names resolve to: a client-chosen URL must not reach our own network.
     # An empty list allows every address.
-    gateway_ip_blocklist: list[str] = Field(default_factory=lambda: [
+    gateway_ip_blocklist: list[str] = field(default_factory=lambda: [
         "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
         "169.254.0.0/16", "0.0.0.0/8", "::1/128", "fc00::/7", "fe80::/10", "::/128",
     ])
-    request_timeout_s: float = Field(default=30.0, gt=0)
+    request_timeout_s: float = field(default=30.0, gt=0)
     # A failed push is retried after retry_initial_ms, doubling up to retry_max_ms,
     # at most retry_attempts times in all; then it is dropped.
-    retry_initial_ms: int = Field(default=1000, ge=1)
-    retry_max_ms: int = Field(default=5 * 60 * 1000, ge=1)
-    retry_attempts: int = Field(default=10, ge=1, le=100)
+    retry_initial_ms: int = field(default=1000, ge=1)
+    retry_max_ms: int = field(default=5 * 60 * 1000, ge=1)
+    retry_attempts: int = field(default=10, ge=1, le=100)
 
     @field_validator("gateway_ip_blocklist")
     @classmethod
@@ -114,9 +115,9 @@ class PresenceConfig(_Model):
 
     enabled: bool = True
     # Online users with no activity for this long are shown as unavailable (idle).
-    idle_after_ms: int = Field(default=5 * 60 * 1000, ge=1000)
+    idle_after_ms: int = field(default=5 * 60 * 1000, ge=1000)
     # Users with no sync in flight and none for this long are shown as offline.
-    offline_after_ms: int = Field(default=60 * 1000, ge=1000)
+    offline_after_ms: int = field(default=60 * 1000, ge=1000)
 
 
 class HearthConfig(_Model):
@@ -127,7 +128,7 @@ class HearthConfig(_Model):
     data_dir: Path
     media_store_path: Path | None = None
     database: DatabaseConfig
-    listeners: list[ListenerConfig] = Field(default_factory=lambda: [ListenerConfig()])
+    listeners: list[ListenerConfig] = field(default_factory=lambda: [ListenerConfig()])
     # Served at /.well-known/matrix/server when set, e.g. "matrix.example.org:443".
     serve_server_wellknown: str | None = None
 
@@ -135,15 +136,15 @@ class HearthConfig(_Model):
     registration_requires_token: bool = False
     registration_shared_secret: str | None = None
     # Localparts nobody may register (M_EXCLUSIVE), e.g. for bridges or staff.
-    reserved_usernames: list[str] = Field(default_factory=list)
+    reserved_usernames: list[str] = field(default_factory=list)
 
     argon2: Argon2Config = Argon2Config()
     rate_limits: RateLimitsConfig = RateLimitsConfig()
     # Lifetime of access tokens issued with a refresh token; None = no refresh tokens.
-    refreshable_access_token_lifetime_ms: int = Field(default=5 * 60 * 1000, ge=1000)
-    uia_session_timeout_ms: int = Field(default=15 * 60 * 1000, ge=1000)
-    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    max_upload_size_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    refreshable_access_token_lifetime_ms: int = field(default=5 * 60 * 1000, ge=1000)
+    uia_session_timeout_ms: int = field(default=15 * 60 * 1000, ge=1000)
+    max_request_body_bytes: int = field(default=1024 * 1024, ge=1024)
+    max_upload_size_bytes: int = field(default=50 * 1024 * 1024, ge=1024)
     # The user directory also lists local users who share no room with the searcher.
     user_directory_search_all_users: bool = False
     logging: LoggingConfig = LoggingConfig()
@@ -190,7 +191,7 @@ def load_config(path: Path) -> HearthConfig:
     try:
         return HearthConfig.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(f"{path}: invalid configuration:\n{e}") from e
+        raise ConfigError(f"{path}: invalid configuration: {e}") from e
 
 
 def _absolute_sqlite_url(url: str, base: Path) -> str:

@@ -1,7 +1,7 @@
-"""Request parsing helpers and the middleware that makes every error a Matrix error.
+"""Request parsing helpers, and the Matrix error body for every failure.
 
-Validation of request bodies is parsing into a pydantic model
-(`parse_body(request, Model)`): a failure becomes `M_NOT_JSON`, `M_BAD_JSON`
+Validation of request bodies is parsing into a `hearth.validation.Model`
+(`parse_body(request, Body)`): a failure becomes `M_NOT_JSON`, `M_BAD_JSON`
 (naming the field), `M_MISSING_PARAM` or `M_INVALID_PARAM`, never a 500.
 """
 
@@ -14,13 +14,13 @@ from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from hearth.errors import MatrixError, bad_json, invalid_param, missing_param
+from hearth.validation import Model, ValidationError
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=Model)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -102,14 +102,11 @@ def validate(data: dict[str, Any], model: type[M]) -> M:
 
 
 def _error_from_validation(e: ValidationError) -> MatrixError:
-    first = e.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "body"
-    if first["type"] == "missing":
-        return missing_param(f"Missing parameter: {field}")
-    if first["type"] in ("value_error", "assertion_error"):
-        msg = str(first.get("ctx", {}).get("error", first["msg"]))
-        return invalid_param(f"Invalid value for {field}: {msg}")
-    return bad_json(f"Invalid type for {field}: {first['msg']}")
+    if e.kind == "missing":
+        return missing_param(f"Missing parameter: {e.field}")
+    if e.kind == "value":
+        return invalid_param(f"Invalid value for {e.field}: {e.message}")
+    return bad_json(f"Invalid type for {e.field}: {e.message}")
 
 
 def parse_int(request: web.Request, name: str, *, default: int | None = None,
@@ -140,23 +137,23 @@ def parse_bool(request: web.Request, name: str, *, default: bool = False) -> boo
     raise invalid_param(f"Query parameter {name} must be true or false")
 
 
-@web.middleware
-async def matrix_errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure leaves as a Matrix error body; bugs become a logged 500 M_UNKNOWN."""
-    try:
-        return await handler(request)
-    except MatrixError as e:
-        return error_response(e)
-    except web.HTTPRequestEntityTooLarge:
+def error_response_for(request: web.Request, exc: Exception) -> web.Response:
+    """The Matrix error body for what a handler raised; a bug becomes a logged 500 M_UNKNOWN.
+
+    aiohttp's own HTTP errors (404, 405, 413 and the rest) become Matrix
+    errors too; a non-error HTTP exception (a redirect) is raised again.
+    """
+    if isinstance(exc, MatrixError):
+        return error_response(exc)
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return error_response(MatrixError(413, "M_TOO_LARGE", "Request body too large"))
-    except web.HTTPMethodNotAllowed:
+    if isinstance(exc, web.HTTPMethodNotAllowed):
         return error_response(MatrixError(405, "M_UNRECOGNIZED", "Unrecognized request method"))
-    except web.HTTPNotFound:
+    if isinstance(exc, web.HTTPNotFound):
         return error_response(MatrixError(404, "M_UNRECOGNIZED", "Unrecognized request"))
-    except web.HTTPException as e:
-        if e.status >= 400:
-            return error_response(MatrixError(e.status, "M_UNKNOWN", e.reason or "Error"))
-        raise
-    except Exception:
-        log.exception("Unhandled error on %s %s", request.method, request.rel_url.path)
-        return error_response(MatrixError(500, "M_UNKNOWN", "Internal server error"))
+    if isinstance(exc, web.HTTPException):
+        if exc.status >= 400:
+            return error_response(MatrixError(exc.status, "M_UNKNOWN", exc.reason or "Error"))
+        raise exc
+    log.error("Unhandled error on %s %s", request.method, request.rel_url.path, exc_info=exc)
+    return error_response(MatrixError(500, "M_UNKNOWN", "Internal server error"))

@@ -1,7 +1,7 @@
 """Sync filters: the typed `Filter` model and storing/fetching a user's filters.
 
 `Filter` is the spec's filter schema (definitions/sync_filter.yaml,
-room_event_filter.yaml, event_filter.yaml) as a strict pydantic model. It lives
+room_event_filter.yaml, event_filter.yaml) as a strict `hearth.validation.Model`. It lives
 here, not next to the HTTP handler, because /sync will parse the same shape
 from stored filters and from inline `?filter={...}` JSON.
 
@@ -18,11 +18,10 @@ import json
 from collections import OrderedDict
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
-
 from hearth.errors import bad_json, forbidden, invalid_param, not_found
 from hearth.storage.encoding import dumps_storable, is_encodable_json
 from hearth.storage.filters import FiltersStore
+from hearth.validation import Model, ValidationError, field_validator
 
 # filter_id is a 32-bit integer column; larger IDs were never handed out.
 _MAX_FILTER_ID = 2**31 - 1
@@ -30,9 +29,8 @@ _MAX_FILTER_ID = 2**31 - 1
 _SYNC_FILTER_CACHE_SIZE = 4096
 
 
-class _FilterPart(BaseModel):
-    # Frozen: parsed filters are shared between requests (FilterService.for_sync).
-    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+class _FilterPart(Model, strict=True, extra="allow", frozen=True):
+    """Frozen: parsed filters are shared between requests (FilterService.for_sync)."""
 
 
 def _ids_with_sigil(values: list[str] | None, sigil: str, what: str) -> list[str] | None:
@@ -43,7 +41,7 @@ def _ids_with_sigil(values: list[str] | None, sigil: str, what: str) -> list[str
     return values
 
 
-class EventFilter(_FilterPart):
+class EventFilter(_FilterPart, frozen=True):
     limit: int | None = None
     types: list[str] | None = None
     not_types: list[str] | None = None
@@ -63,7 +61,7 @@ class EventFilter(_FilterPart):
         return _ids_with_sigil(v, "@", "user ID")
 
 
-class RoomEventFilter(EventFilter):
+class RoomEventFilter(EventFilter, frozen=True):
     rooms: list[str] | None = None
     not_rooms: list[str] | None = None
     contains_url: bool | None = None
@@ -77,7 +75,7 @@ class RoomEventFilter(EventFilter):
         return _ids_with_sigil(v, "!", "room ID")
 
 
-class RoomFilter(_FilterPart):
+class RoomFilter(_FilterPart, frozen=True):
     rooms: list[str] | None = None
     not_rooms: list[str] | None = None
     include_leave: bool | None = None
@@ -92,7 +90,7 @@ class RoomFilter(_FilterPart):
         return _ids_with_sigil(v, "!", "room ID")
 
 
-class Filter(_FilterPart):
+class Filter(_FilterPart, frozen=True):
     event_fields: list[str] | None = None
     event_format: str | None = None
     presence: EventFilter | None = None

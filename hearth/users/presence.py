@@ -31,10 +31,9 @@ ignored, everyone reads as offline and sync carries no presence.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -151,12 +150,14 @@ class PresenceService:
             return {"presence": OFFLINE}
         return self.content(row)
 
-    @contextlib.asynccontextmanager
-    async def syncing(self, user_id: str, set_presence: str | None) -> AsyncIterator[None]:
+    def syncing(self, user_id: str, set_presence: str | None) -> _Syncing:
         """Around a /sync: mark the user online (or idle) and as connected while it runs."""
+        return _Syncing(self, user_id, set_presence)
+
+    async def _sync_started(self, user_id: str, set_presence: str | None) -> _Live | None:
+        """Publish what a sync starting changes; the user's live entry, counting the sync."""
         if not self.enabled or set_presence == OFFLINE:
-            yield
-            return
+            return None
         wanted = set_presence or ONLINE
 
         def decide(row: PresenceRow | None, before: Effective) -> _Target | None:
@@ -172,11 +173,11 @@ class PresenceService:
         live.syncing += 1
         live.last_seen_ts = self._clock.time_ms()
         self._arm_sweep()
-        try:
-            yield
-        finally:
-            live.syncing -= 1
-            live.last_seen_ts = self._clock.time_ms()
+        return live
+
+    def _sync_ended(self, live: _Live) -> None:
+        live.syncing -= 1
+        live.last_seen_ts = self._clock.time_ms()
 
     def note_activity(self, user_id: str) -> None:
         """A local user did something pro-active (sent an event); publish only if others would see it."""
@@ -372,3 +373,24 @@ class PresenceService:
                     self._arm_sweep()
 
         self._spawn(run())
+
+
+class _Syncing:
+    """`PresenceService.syncing`'s context: a slotted object rather than a generator.
+
+    Every parked long-poll holds one for the length of its poll; an
+    `asynccontextmanager` would hold a generator, its frame and a wrapper.
+    """
+
+    __slots__ = ("_live", "_presence", "_set_presence", "_user_id")
+
+    def __init__(self, presence: PresenceService, user_id: str, set_presence: str | None) -> None:
+        self._presence, self._user_id, self._set_presence = presence, user_id, set_presence
+        self._live: _Live | None = None
+
+    async def __aenter__(self) -> None:
+        self._live = await self._presence._sync_started(self._user_id, self._set_presence)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._presence._sync_ended(self._live)

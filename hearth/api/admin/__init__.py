@@ -6,8 +6,4 @@ from aiohttp import web
 
 from hearth.api.admin import register
 
-
-def build_admin_app() -> web.Application:
-    app = web.Application()
-    app.router.add_routes(register.routes)
-    return app
+ADMIN_ROUTES: tuple[web.RouteTableDef, ...] = (register.routes,)

@@ -19,19 +19,18 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
 
 from hearth.api.auth import require_admin
 from hearth.api.errors import json_response, parse_body, parse_bool
 from hearth.api.keys import HS
 from hearth.errors import invalid_param
 from hearth.storage.registration_tokens import RegistrationToken
+from hearth.validation import Model
 
 routes = web.RouteTableDef()
 
 
-class SharedSecretBody(BaseModel):
-    model_config = ConfigDict(strict=True)
+class SharedSecretBody(Model, strict=True):
 
     nonce: str
     username: str
@@ -42,8 +41,7 @@ class SharedSecretBody(BaseModel):
     user_type: str | None = None
 
 
-class NewTokenBody(BaseModel):
-    model_config = ConfigDict(strict=True)
+class NewTokenBody(Model, strict=True):
 
     token: str | None = None
     uses_allowed: int | None = None
@@ -51,8 +49,7 @@ class NewTokenBody(BaseModel):
     length: int = 16
 
 
-class UpdateTokenBody(BaseModel):
-    model_config = ConfigDict(strict=True)
+class UpdateTokenBody(Model, strict=True):
 
     uses_allowed: int | None = None
     expiry_time: int | None = None

@@ -41,7 +41,7 @@ from hearth.api.client import (
     versions,
 )
 
-_MODULES = (
+CLIENT_ROUTES: tuple[web.RouteTableDef, ...] = tuple(module.routes for module in (
     versions, capabilities, register, login, account, devices, profile, account_data, filters, thirdparty,
     room_create, room_send, membership,
     room_state, messages, redaction, report,
@@ -49,11 +49,4 @@ _MODULES = (
     sync, receipts, read_markers, typing, presence, to_device,
     pushrules, pushers, notifications,
     directory, room_upgrades, room_summary, space_hierarchy,
-)
-
-
-def build_client_app() -> web.Application:
-    app = web.Application()
-    for module in _MODULES:
-        app.router.add_routes(module.routes)
-    return app
+))

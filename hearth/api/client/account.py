@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
 
 from hearth.api.auth import get_requester
 from hearth.api.errors import json_response, parse_body
@@ -28,14 +27,15 @@ from hearth.errors import MatrixError
 from hearth.homeserver import Homeserver
 from hearth.users.sessions import Requester
 from hearth.users.uia import PASSWORD
+from hearth.validation import Model
 
 routes = web.RouteTableDef()
 
 PASSWORD_FLOWS = [[PASSWORD]]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class _Body(Model, strict=True, extra="allow"):
+    """A body of JSON types as they are; keys it does not name are accepted."""
 
 
 class ChangePasswordBody(_Body):

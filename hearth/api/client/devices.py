@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
 
 from hearth.api.auth import get_requester
 from hearth.api.errors import json_response, parse_body, read_json_object, validate
@@ -25,12 +24,13 @@ from hearth.api.keys import HS
 from hearth.homeserver import Homeserver
 from hearth.storage.devices import Device
 from hearth.users.uia import PASSWORD
+from hearth.validation import Model
 
 routes = web.RouteTableDef()
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class _Body(Model, strict=True, extra="allow"):
+    """A body of JSON types as they are; keys it does not name are accepted."""
 
 
 class UpdateDeviceBody(_Body):

@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, field_validator
 
 from hearth.api.auth import get_requester
 from hearth.api.client.room_send import room_id_param
@@ -31,6 +30,7 @@ from hearth.api.keys import HS
 from hearth.core.ids import is_valid_server_name
 from hearth.errors import invalid_param, not_found
 from hearth.users.sessions import Requester
+from hearth.validation import Model, field_validator
 
 routes = web.RouteTableDef()
 
@@ -45,8 +45,7 @@ async def optional_requester(request: web.Request) -> Requester | None:
 # --- aliases -------------------------------------------------------------------------
 
 
-class SetAliasBody(BaseModel):
-    model_config = ConfigDict(strict=True)
+class SetAliasBody(Model, strict=True):
     room_id: str
 
 
@@ -88,8 +87,7 @@ async def room_aliases(request: web.Request) -> web.Response:
 # --- directory visibility ------------------------------------------------------------
 
 
-class VisibilityBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class VisibilityBody(Model, strict=True, extra="allow"):
     visibility: str = "public"
 
     @field_validator("visibility")
@@ -121,14 +119,12 @@ async def set_visibility(request: web.Request) -> web.Response:
 # --- listing -------------------------------------------------------------------------
 
 
-class PublicRoomsFilter(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class PublicRoomsFilter(Model, strict=True, extra="allow"):
     generic_search_term: str | None = None
     room_types: list[str | None] | None = None
 
 
-class PublicRoomsBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class PublicRoomsBody(Model, strict=True, extra="allow"):
     limit: int | None = None
     since: str | None = None
     filter: PublicRoomsFilter | None = None

@@ -16,13 +16,13 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
 
 from hearth.api.client.register import tokens_body
 from hearth.api.errors import json_response, parse_body
 from hearth.api.keys import HS
 from hearth.errors import MatrixError, forbidden, invalid_param, missing_param
 from hearth.users.sessions import Requester, require_token_value
+from hearth.validation import Model
 
 routes = web.RouteTableDef()
 
@@ -30,8 +30,7 @@ PASSWORD_LOGIN = "m.login.password"
 MAX_DEVICE_ID_LENGTH = 255
 
 
-class LoginBody(BaseModel):
-    model_config = ConfigDict(strict=True)
+class LoginBody(Model, strict=True):
 
     type: str
     identifier: dict[str, Any] | None = None
@@ -45,8 +44,7 @@ class LoginBody(BaseModel):
     refresh_token: bool = False
 
 
-class RefreshBody(BaseModel):
-    model_config = ConfigDict(strict=True)
+class RefreshBody(Model, strict=True):
 
     refresh_token: str
 

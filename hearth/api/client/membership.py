@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, field_validator
 
 from hearth.api.auth import get_requester
 from hearth.api.errors import json_response, parse_body, validate
@@ -33,19 +32,18 @@ from hearth.api.keys import HS
 from hearth.core.ids import is_valid_room_id, is_valid_user_id
 from hearth.errors import invalid_param
 from hearth.rooms.membership import ThirdPartySigned
+from hearth.validation import Model, field_validator
 
 routes = web.RouteTableDef()
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=Model)
 
 
-class ReasonBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class ReasonBody(Model, strict=True, extra="allow"):
     reason: str | None = None
 
 
-class ThirdPartySignedBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class ThirdPartySignedBody(Model, strict=True, extra="allow"):
     sender: str
     mxid: str
     token: str

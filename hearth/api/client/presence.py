@@ -9,20 +9,20 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, StrictStr
 
 from hearth.api.auth import get_requester
 from hearth.api.errors import json_response, parse_body
 from hearth.api.keys import HS
 from hearth.core.ids import is_valid_user_id
 from hearth.errors import forbidden, invalid_param
+from hearth.validation import Model
 
 routes = web.RouteTableDef()
 
 
-class PresenceBody(BaseModel):
-    presence: StrictStr
-    status_msg: StrictStr | None = None
+class PresenceBody(Model, strict=True):
+    presence: str
+    status_msg: str | None = None
 
 
 def _user_id(request: web.Request) -> str:

@@ -10,7 +10,6 @@ would set them). All are set in one transaction by `hearth.rooms.receipts`.
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StrictStr
 
 from hearth.api.auth import get_requester
 from hearth.api.client.room_send import room_id_param
@@ -19,14 +18,15 @@ from hearth.api.keys import HS
 from hearth.errors import invalid_param
 from hearth.rooms.receipts import PUBLIC_READ, ReceiptUpdate
 from hearth.storage.receipts import PRIVATE_READ
+from hearth.validation import Model, field
 
 routes = web.RouteTableDef()
 
 
-class ReadMarkersBody(BaseModel):
-    fully_read: StrictStr | None = Field(default=None, alias="m.fully_read")
-    read: StrictStr | None = Field(default=None, alias="m.read")
-    read_private: StrictStr | None = Field(default=None, alias="m.read.private")
+class ReadMarkersBody(Model, strict=True):
+    fully_read: str | None = field(default=None, alias="m.fully_read")
+    read: str | None = field(default=None, alias="m.read")
+    read_private: str | None = field(default=None, alias="m.read.private")
 
 
 @routes.post("/v3/rooms/{roomId}/read_markers")

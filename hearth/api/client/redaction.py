@@ -10,19 +10,18 @@ Anything else is M_FORBIDDEN. A repeated txnId returns the first redaction.
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
 
 from hearth.api.auth import get_requester
 from hearth.api.client.room_send import room_id_param
 from hearth.api.errors import json_response, read_json_object, validate
 from hearth.api.keys import HS
 from hearth.errors import invalid_param
+from hearth.validation import Model
 
 routes = web.RouteTableDef()
 
 
-class RedactBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class RedactBody(Model, strict=True, extra="allow"):
     reason: str | None = None
 
 

@@ -15,19 +15,18 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
 
 from hearth.api.errors import json_response, parse_body
 from hearth.api.keys import HS
 from hearth.errors import MatrixError, missing_param
 from hearth.users.registration import Registered, RegistrationRequest
 from hearth.users.sessions import IssuedTokens
+from hearth.validation import Model
 
 routes = web.RouteTableDef()
 
 
-class RegisterBody(BaseModel):
-    model_config = ConfigDict(strict=True)
+class RegisterBody(Model, strict=True):
 
     auth: dict[str, Any] | None = None
     username: str | None = None

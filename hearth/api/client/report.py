@@ -11,7 +11,6 @@ event (404 M_NOT_FOUND otherwise, as for an unknown event).
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
 
 from hearth.api.auth import get_requester
 from hearth.api.client.room_send import room_id_param
@@ -19,18 +18,17 @@ from hearth.api.errors import json_response, parse_body
 from hearth.api.keys import HS
 from hearth.core.ids import is_valid_user_id
 from hearth.errors import invalid_param
+from hearth.validation import Model
 
 routes = web.RouteTableDef()
 
 
-class EventReportBody(BaseModel):
+class EventReportBody(Model, strict=True, extra="allow"):
     # `score` was removed in v1.18; older clients still send it, so extra keys are allowed.
-    model_config = ConfigDict(strict=True, extra="allow")
     reason: str | None = None
 
 
-class ReportBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class ReportBody(Model, strict=True, extra="allow"):
     reason: str
 
 

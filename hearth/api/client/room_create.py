@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hearth.api.auth import get_requester
 from hearth.api.errors import json_response, parse_body
@@ -14,28 +13,27 @@ from hearth.core.ids import is_valid_user_id
 from hearth.core.room_versions import DEFAULT_ROOM_VERSION
 from hearth.errors import MatrixError
 from hearth.rooms.create import RoomSpec, room_version_or_error
+from hearth.validation import Model, field, field_validator
 
 routes = web.RouteTableDef()
 
 
-class StateEventBody(BaseModel):
-    model_config = ConfigDict(strict=True)
+class StateEventBody(Model, strict=True):
     type: str
     state_key: str = ""
     content: dict[str, Any]
 
 
-class CreateRoomBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class CreateRoomBody(Model, strict=True, extra="allow"):
     visibility: Literal["public", "private"] = "private"
     room_alias_name: str | None = None
     name: str | None = None
     topic: str | None = None
-    invite: list[str] = Field(default_factory=list)
-    invite_3pid: list[dict[str, Any]] = Field(default_factory=list)
+    invite: list[str] = field(default_factory=list)
+    invite_3pid: list[dict[str, Any]] = field(default_factory=list)
     room_version: str | None = None
-    creation_content: dict[str, Any] = Field(default_factory=dict)
-    initial_state: list[StateEventBody] = Field(default_factory=list)
+    creation_content: dict[str, Any] = field(default_factory=dict)
+    initial_state: list[StateEventBody] = field(default_factory=list)
     preset: Literal["private_chat", "public_chat", "trusted_private_chat"] | None = None
     is_direct: bool = False
     power_level_content_override: dict[str, Any] | None = None

@@ -9,7 +9,6 @@ described in hearth.rooms.upgrade.
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hearth.api.auth import get_requester
 from hearth.api.client.room_send import room_id_param
@@ -18,14 +17,14 @@ from hearth.api.keys import HS
 from hearth.core.ids import is_valid_user_id
 from hearth.core.room_versions import DEFAULT_ROOM_VERSION
 from hearth.rooms.create import room_version_or_error
+from hearth.validation import Model, field, field_validator
 
 routes = web.RouteTableDef()
 
 
-class UpgradeBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class UpgradeBody(Model, strict=True, extra="allow"):
     new_version: str
-    additional_creators: list[str] = Field(default_factory=list)
+    additional_creators: list[str] = field(default_factory=list)
 
     @field_validator("additional_creators")
     @classmethod

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 
 from hearth.api.auth import get_requester
 from hearth.api.errors import json_response, parse_body
@@ -20,31 +19,28 @@ from hearth.api.keys import HS
 from hearth.rooms.search import MAX_CONTEXT, EventContextSpec, RoomEventsCriteria
 from hearth.storage.search import SEARCH_KEYS
 from hearth.users.filters import RoomEventFilter
+from hearth.validation import Model, field
 
 routes = web.RouteTableDef()
 
 SearchKey = Literal["content.body", "content.name", "content.topic"]
 
 
-class EventContextBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
-    before_limit: int = Field(default=5, ge=0)
-    after_limit: int = Field(default=5, ge=0)
+class EventContextBody(Model, strict=True, extra="allow"):
+    before_limit: int = field(default=5, ge=0)
+    after_limit: int = field(default=5, ge=0)
     include_profile: bool = False
 
 
-class GroupBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class GroupBody(Model, strict=True, extra="allow"):
     key: Literal["room_id", "sender"]
 
 
-class GroupingsBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
-    group_by: list[GroupBody] = Field(default_factory=list)
+class GroupingsBody(Model, strict=True, extra="allow"):
+    group_by: list[GroupBody] = field(default_factory=list)
 
 
-class RoomEventsBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class RoomEventsBody(Model, strict=True, extra="allow"):
     search_term: str
     keys: list[SearchKey] | None = None
     filter: RoomEventFilter | None = None
@@ -54,13 +50,11 @@ class RoomEventsBody(BaseModel):
     groupings: GroupingsBody | None = None
 
 
-class CategoriesBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class CategoriesBody(Model, strict=True, extra="allow"):
     room_events: RoomEventsBody | None = None
 
 
-class SearchBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class SearchBody(Model, strict=True, extra="allow"):
     search_categories: CategoriesBody
 
 

@@ -42,17 +42,17 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
 
 from hearth.api.auth import get_requester
 from hearth.api.errors import json_response, parse_body
 from hearth.errors import MatrixError, missing_param, not_found
+from hearth.validation import Model
 
 routes = web.RouteTableDef()
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class _Body(Model, strict=True, extra="allow"):
+    """A body of JSON types as they are; keys it does not name are accepted."""
 
 
 class ThreePidCreds(_Body):

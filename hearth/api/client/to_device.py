@@ -12,17 +12,17 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, field_validator
 
 from hearth.api.auth import get_requester
 from hearth.api.errors import json_response, parse_body
 from hearth.api.keys import HS
 from hearth.core.ids import is_valid_user_id
+from hearth.validation import Model, field_validator
 
 routes = web.RouteTableDef()
 
 
-class SendToDeviceBody(BaseModel):
+class SendToDeviceBody(Model, strict=True):
     messages: dict[str, dict[str, dict[str, Any]]]
 
     @field_validator("messages")

@@ -10,20 +10,20 @@ in `hearth.rooms.typing`.
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, StrictBool, StrictInt
 
 from hearth.api.auth import get_requester
 from hearth.api.client.room_send import room_id_param
 from hearth.api.errors import json_response, parse_body
 from hearth.api.keys import HS
 from hearth.errors import forbidden
+from hearth.validation import Model
 
 routes = web.RouteTableDef()
 
 
-class TypingBody(BaseModel):
-    typing: StrictBool
-    timeout: StrictInt | None = None
+class TypingBody(Model, strict=True):
+    typing: bool
+    timeout: int | None = None
 
 
 @routes.put("/v3/rooms/{roomId}/typing/{userId}")

@@ -8,19 +8,18 @@ Who can be found, and how results are ranked, is in `hearth.users.directory`.
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
 
 from hearth.api.auth import get_requester
 from hearth.api.errors import json_response, parse_body
 from hearth.api.keys import HS
 from hearth.errors import invalid_param
 from hearth.users.directory import DEFAULT_LIMIT, MAX_LIMIT
+from hearth.validation import Model
 
 routes = web.RouteTableDef()
 
 
-class UserSearchBody(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
+class UserSearchBody(Model, strict=True, extra="allow"):
     search_term: str
     limit: int = DEFAULT_LIMIT
 
