@@ -27,6 +27,9 @@ class Subscription:
     read can slip past: its notification sets `notified`, which `wait` sees.
     A bare flag and a future made only while waiting, not an `asyncio.Event`:
     every parked long-poll holds one, and an Event carries a deque of its own.
+    For the same reason its rooms are a tuple, and a user's subscriptions
+    (one per sync in flight: a handful) a list, where sets would cost four
+    times the memory.
     """
 
     __slots__ = ("_notifier", "_waiter", "notified", "room_ids", "user_id")
@@ -34,7 +37,7 @@ class Subscription:
     def __init__(self, notifier: Notifier, user_id: str) -> None:
         self._notifier = notifier
         self.user_id = user_id
-        self.room_ids: set[str] = set()
+        self.room_ids: tuple[str, ...] = ()
         self.notified = False
         self._waiter: asyncio.Future[None] | None = None
 
@@ -44,10 +47,11 @@ class Subscription:
             self._waiter.set_result(None)
 
     def watch_rooms(self, room_ids: Iterable[str]) -> None:
-        new = set(room_ids) - self.room_ids
+        have = set(self.room_ids)
+        new = [r for r in dict.fromkeys(room_ids) if r not in have]
         for room_id in new:
             self._notifier._by_room.setdefault(room_id, set()).add(self)
-        self.room_ids |= new
+        self.room_ids += tuple(new)
 
     async def wait(self, timeout_s: float) -> bool:
         """Wait for a notification (True) or the timeout (False); then re-arm.
@@ -70,9 +74,18 @@ class Subscription:
         return True
 
     def close(self) -> None:
-        self._notifier._discard(self._notifier._by_user, self.user_id, self)
+        notifier = self._notifier
+        subs = notifier._by_user.get(self.user_id)
+        if subs is not None and self in subs:
+            subs.remove(self)
+            if not subs:
+                del notifier._by_user[self.user_id]
         for room_id in self.room_ids:
-            self._notifier._discard(self._notifier._by_room, room_id, self)
+            room_subs = notifier._by_room.get(room_id)
+            if room_subs is not None:
+                room_subs.discard(self)
+                if not room_subs:
+                    del notifier._by_room[room_id]
 
     def __enter__(self) -> Subscription:
         return self
@@ -84,7 +97,7 @@ class Subscription:
 class Notifier:
     def __init__(self) -> None:
         self._room_event_listeners: list[RoomEventListener] = []
-        self._by_user: dict[str, set[Subscription]] = {}
+        self._by_user: dict[str, list[Subscription]] = {}
         self._by_room: dict[str, set[Subscription]] = {}
 
     def add_room_event_listener(self, listener: RoomEventListener) -> None:
@@ -109,13 +122,5 @@ class Notifier:
 
     def subscribe(self, user_id: str) -> Subscription:
         sub = Subscription(self, user_id)
-        self._by_user.setdefault(user_id, set()).add(sub)
+        self._by_user.setdefault(user_id, []).append(sub)
         return sub
-
-    @staticmethod
-    def _discard(index: dict[str, set[Subscription]], key: str, sub: Subscription) -> None:
-        subs = index.get(key)
-        if subs is not None:
-            subs.discard(sub)
-            if not subs:
-                del index[key]

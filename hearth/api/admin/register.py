@@ -31,7 +31,6 @@ routes = web.RouteTableDef()
 
 
 class SharedSecretBody(Model, strict=True):
-
     nonce: str
     username: str
     password: str
@@ -42,7 +41,6 @@ class SharedSecretBody(Model, strict=True):
 
 
 class NewTokenBody(Model, strict=True):
-
     token: str | None = None
     uses_allowed: int | None = None
     expiry_time: int | None = None
@@ -50,7 +48,6 @@ class NewTokenBody(Model, strict=True):
 
 
 class UpdateTokenBody(Model, strict=True):
-
     uses_allowed: int | None = None
     expiry_time: int | None = None
 

@@ -31,7 +31,6 @@ MAX_DEVICE_ID_LENGTH = 255
 
 
 class LoginBody(Model, strict=True):
-
     type: str
     identifier: dict[str, Any] | None = None
     # Deprecated top-level forms of the identifier.
@@ -45,7 +44,6 @@ class LoginBody(Model, strict=True):
 
 
 class RefreshBody(Model, strict=True):
-
     refresh_token: str
 
 

@@ -27,7 +27,6 @@ routes = web.RouteTableDef()
 
 
 class RegisterBody(Model, strict=True):
-
     auth: dict[str, Any] | None = None
     username: str | None = None
     password: str | None = None
