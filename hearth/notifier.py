@@ -25,26 +25,31 @@ class Subscription:
 
     Register before reading the database, so nothing that commits after the
     read can slip past: its notification sets `notified`, which `wait` sees.
-    A bare flag and a future made only while waiting, not an `asyncio.Event`:
-    every parked long-poll holds one, and an Event carries a deque of its own.
-    For the same reason its rooms are a tuple, and a user's subscriptions
-    (one per sync in flight: a handful) a list, where sets would cost four
-    times the memory.
+
+    Every parked long-poll holds one, so it is kept small: a bare flag and a
+    future made only while waiting rather than an `asyncio.Event` (which
+    carries a deque), a timer handle of the loop's rather than
+    `asyncio.timeout` (an object and a coroutine frame more), its rooms as a
+    tuple and a user's subscriptions (one per sync in flight: a handful) as a
+    list, where sets would cost four times the memory.
     """
 
-    __slots__ = ("_notifier", "_waiter", "notified", "room_ids", "user_id")
+    __slots__ = ("_notifier", "_timer", "_waiter", "notified", "room_ids", "user_id")
 
     def __init__(self, notifier: Notifier, user_id: str) -> None:
         self._notifier = notifier
         self.user_id = user_id
         self.room_ids: tuple[str, ...] = ()
         self.notified = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[bool] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def notify(self) -> None:
-        self.notified = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            self._settle(True)  # the waiter takes the notification
+        else:
+            self.notified = True
 
     def watch_rooms(self, room_ids: Iterable[str]) -> None:
         have = set(self.room_ids)
@@ -53,27 +58,34 @@ class Subscription:
             self._notifier._by_room.setdefault(room_id, set()).add(self)
         self.room_ids += tuple(new)
 
-    async def wait(self, timeout_s: float) -> bool:
-        """Wait for a notification (True) or the timeout (False); then re-arm.
+    def wait(self, timeout_s: float) -> asyncio.Future[bool]:
+        """Await it for a notification (True) or the timeout (False); either re-arms.
 
-        `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` wraps the
-        wait in a task of its own, which every parked long-poll would keep
-        (memory) and which costs two more loop turns between the notification
-        and the sync waking.
+        A notification that came before the wait is taken at once. Not
+        `wait_for`: on Python 3.11 it wraps the wait in a task of its own.
         """
-        if not self.notified:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await self._waiter
-            except TimeoutError:
-                return False
-            finally:
-                self._waiter = None
-        self.notified = False
-        return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        if self.notified:
+            self.notified = False
+            waiter.set_result(True)
+            return waiter
+        self._waiter = waiter
+        self._timer = loop.call_later(max(0.0, timeout_s), self._settle, False)
+        return waiter
+
+    def _settle(self, notified: bool) -> None:
+        waiter, timer = self._waiter, self._timer
+        self._waiter = self._timer = None
+        if timer is not None:
+            timer.cancel()
+        if waiter is not None and not waiter.done():
+            waiter.set_result(notified)
 
     def close(self) -> None:
+        if self._timer is not None:  # the waiting request was cancelled
+            self._timer.cancel()
+            self._waiter = self._timer = None
         notifier = self._notifier
         subs = notifier._by_user.get(self.user_id)
         if subs is not None and self in subs:

@@ -69,3 +69,30 @@ async def test_wait_returns_on_notification_or_timeout_and_rearms() -> None:
     await asyncio.sleep(0)
     notifier.notify_user("@a:x")
     assert await asyncio.wait_for(waiting, 5) is True
+
+
+async def test_a_notification_after_a_timeout_is_kept_for_the_next_wait() -> None:
+    notifier = Notifier()
+    sub = notifier.subscribe("@a:x")
+    assert await sub.wait(0) is False
+    notifier.notify_user("@a:x")
+    assert sub.notified is True
+    assert await sub.wait(5) is True
+
+
+async def test_closing_a_cancelled_wait_stops_its_timer() -> None:
+    notifier = Notifier()
+    sub = notifier.subscribe("@a:x")
+
+    async def poll() -> bool:
+        with sub:
+            return await sub.wait(60)
+
+    task = asyncio.ensure_future(poll())
+    await asyncio.sleep(0)
+    timer = sub._timer
+    assert timer is not None
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert timer.cancelled() and sub._timer is None
+    assert notifier._by_user == {}
