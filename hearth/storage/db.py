@@ -44,7 +44,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import NullPool
 
-from hearth.storage.prepared import Result, run_prepared
+from hearth.storage.prepared import Result, is_prepared, run_prepared, run_prepared_asyncpg
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -119,6 +119,10 @@ class _AsyncConnection(_Connection):
     _conn: AsyncConnection
 
     async def execute(self, statement: Any, parameters: Any = None) -> Result:
+        if is_prepared(statement):
+            fast = await run_prepared_asyncpg(self._conn, statement, parameters)
+            if fast is not None:
+                return fast
         return await self._conn.execute(statement, parameters)
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:

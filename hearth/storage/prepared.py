@@ -8,9 +8,12 @@ is built once at import and run often is marked with `prepared()`; on SQLite,
 `DbConnection.execute` then compiles it once per set of parameter names (with
 SQLAlchemy, so the SQL is exactly what SQLAlchemy would send) and afterwards
 hands the SQL and the processed parameters to the sqlite3 driver itself.
-PostgreSQL, and any statement whose compiled form needs SQLAlchemy at run time
-(Python-side column defaults, an empty expanding list), take SQLAlchemy's own
-path unchanged.
+On PostgreSQL the same compiled forms go to asyncpg directly, inside
+SQLAlchemy's transaction (`run_prepared_asyncpg`): there SQLAlchemy's asyncio
+bridge adds two greenlet switches to every statement besides its per-call
+work. Any statement whose compiled form needs SQLAlchemy at run time
+(Python-side column defaults, an empty expanding list; on PostgreSQL any
+expanding list) takes SQLAlchemy's own path unchanged.
 
 What the fast path keeps from SQLAlchemy: bind and result type processing
 (e.g. booleans), expanding `IN` parameters, the transaction the connection
@@ -22,14 +25,18 @@ of SQLAlchemy's result interface the stores use (see `Result`).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from sqlalchemy import Connection, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.base import Executable
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _POSTCOMPILE = "__[POSTCOMPILE_{}]"
 Processor = Callable[[Any], Any] | None
@@ -107,20 +114,79 @@ def run_prepared(conn: Connection, statement: Any, parameters: Any) -> FastResul
     return FastResult(form.make_rows(rows), cursor.rowcount, form)
 
 
+def is_prepared(statement: Any) -> bool:
+    return id(statement) in _REGISTRY
+
+
+async def run_prepared_asyncpg(conn: AsyncConnection, statement: Any, parameters: Any) -> FastResult | None:
+    """Run a `prepared()` statement on asyncpg directly; None if it needs SQLAlchemy.
+
+    Inside SQLAlchemy's transaction: the statement goes through the adapter
+    connection SQLAlchemy's asyncpg dialect wraps around asyncpg, under its
+    lock, starting the adapter's transaction as its own cursor would and using
+    its cache of server-side prepared statements, so SQLAlchemy's commit and
+    rollback cover it. What this skips is SQLAlchemy's per-call machinery and
+    the greenlet switches of its asyncio bridge. These are the adapter's
+    underscored members (SQLAlchemy 2.x): a test runs the path on PostgreSQL.
+    """
+    if isinstance(parameters, list):
+        # SQLAlchemy sends many rows as one multi-row statement ("insertmanyvalues")
+        # and reports their count; asyncpg's executemany would do neither.
+        return None
+    sync_conn = conn.sync_connection
+    assert sync_conn is not None
+    dialect = sync_conn.dialect
+    params: Mapping[str, Any] = parameters or {}
+    form = _REGISTRY[id(statement)].form(dialect, params)
+    if form is None or form.expanding:
+        return None  # (numbered placeholders would need renumbering)
+    adapter: Any = sync_conn.connection.dbapi_connection
+    sql = form.sql
+    args = form.positional(params)
+    async with adapter._execute_mutex:
+        try:
+            if adapter._transaction is None:
+                await adapter._start_transaction()
+            stmt, _attributes = await adapter._prepare(sql, dialect._invalidate_schema_cache_asof)  # type: ignore[attr-defined]
+            rows = await stmt.fetch(*args)
+            status = stmt.get_statusmsg()
+        except Exception as e:
+            _raise_translated(adapter, sql, args, e)
+    counted = _STATUS_COUNT.match(status or "")
+    # (An INSERT compiled for PostgreSQL returns its primary key for SQLAlchemy's
+    # own use even when the statement names no RETURNING columns: not a result.)
+    made = form.make_rows(rows) if form.columns else []
+    return FastResult(made, int(counted.group(1)) if counted else -1, form)
+
+
+# asyncpg's command status ("INSERT 0 1", "UPDATE 3", "SELECT 2"): the row count.
+_STATUS_COUNT = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
+
+
+def _raise_translated(adapter: Any, sql: str, params: Any, error: Exception) -> NoReturn:
+    """Raise an asyncpg error as SQLAlchemy would (`IntegrityError`, ...), so callers catch one kind."""
+    try:
+        adapter._handle_exception(error)  # raises the DB-API form of the error
+    except adapter.dbapi.Error as translated:
+        raise exc.DBAPIError.instance(sql, params, translated, adapter.dbapi.Error) from error
+    raise error
+
+
 class _Prepared:
     __slots__ = ("_forms", "statement")
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        # parameter names -> compiled form (None: SQLAlchemy must run it)
-        self._forms: dict[frozenset[str], _Form | None] = {}
+        # (dialect, parameter names) -> compiled form (None: SQLAlchemy must run it).
+        # A server has one dialect; the tests run both in one process.
+        self._forms: dict[tuple[str, frozenset[str]], _Form | None] = {}
 
     def form(self, dialect: Dialect, parameters: Mapping[str, Any]) -> _Form | None:
-        keys = frozenset(parameters)
+        key = (dialect.name, frozenset(parameters))
         try:
-            return self._forms[keys]
+            return self._forms[key]
         except KeyError:
-            form = self._forms[keys] = _Form.compile(self.statement, dialect, keys)
+            form = self._forms[key] = _Form.compile(self.statement, dialect, key[1])
             return form
 
 
