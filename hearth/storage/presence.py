@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, exists, or_, select
+from sqlalchemy import ColumnElement, Row, bindparam, exists, or_, select
 
 from hearth.storage import dialect
 from hearth.storage.db import DbConnection
+from hearth.storage.prepared import prepared
 from hearth.storage.streams import StreamPositions
 from hearth.storage.tables import presence, room_members
 
@@ -55,20 +56,43 @@ def _row(r: Row[*tuple[Any, ...]]) -> PresenceRow:
                        bool(r.currently_active), r.stream_id)
 
 
+# Made once: an alias made per call costs SQLAlchemy a new column collection
+# (and cyclic garbage) every time.
+_mine, _theirs = room_members.alias("mine"), room_members.alias("theirs")
+
+
 def _shares_room_with(viewer: str) -> ColumnElement[bool]:
     """The presence row's user is joined to a room `viewer` is joined to."""
-    mine = room_members.alias("mine")
-    theirs = room_members.alias("theirs")
     return exists(
-        select(mine.c.room_nid)
-        .select_from(theirs.join(mine, mine.c.room_nid == theirs.c.room_nid))
+        select(_mine.c.room_nid)
+        .select_from(_theirs.join(_mine, _mine.c.room_nid == _theirs.c.room_nid))
         .where(
-            theirs.c.user_id == presence.c.user_id,
-            theirs.c.membership == "join",
-            mine.c.user_id == viewer,
-            mine.c.membership == "join",
+            _theirs.c.user_id == presence.c.user_id,
+            _theirs.c.membership == "join",
+            _mine.c.user_id == viewer,
+            _mine.c.membership == "join",
         )
     )
+
+
+_SHARES_ROOM = prepared(
+    select(_mine.c.room_nid)
+    .select_from(_theirs.join(_mine, _mine.c.room_nid == _theirs.c.room_nid))
+    .where(
+        _theirs.c.user_id == bindparam("b"),
+        _theirs.c.membership == "join",
+        _mine.c.user_id == bindparam("a"),
+        _mine.c.membership == "join",
+    )
+    .limit(1)
+)
+_ROOM_MATES = prepared(
+    select(_theirs.c.user_id)
+    .distinct()
+    .select_from(_mine.join(_theirs, _theirs.c.room_nid == _mine.c.room_nid))
+    .where(_mine.c.user_id == bindparam("user_id"), _mine.c.membership == "join",
+           _theirs.c.membership == "join")
+)
 
 
 class PresenceStore:
@@ -169,33 +193,12 @@ class PresenceStore:
         return [_row(r) for r in reversed(rows.all())]
 
     async def shares_room(self, conn: DbConnection, a: str, b: str) -> bool:
-        mine = room_members.alias("mine")
-        theirs = room_members.alias("theirs")
-        found = await conn.execute(
-            select(mine.c.room_nid)
-            .select_from(theirs.join(mine, mine.c.room_nid == theirs.c.room_nid))
-            .where(
-                and_(
-                    theirs.c.user_id == b,
-                    theirs.c.membership == "join",
-                    mine.c.user_id == a,
-                    mine.c.membership == "join",
-                )
-            )
-            .limit(1)
-        )
+        found = await conn.execute(_SHARES_ROOM, {"a": a, "b": b})
         return found.first() is not None
 
     async def room_mates(self, conn: DbConnection, user_id: str) -> list[str]:
         """Everyone joined to a room `user_id` is joined to (including `user_id` if in any)."""
-        mine = room_members.alias("mine")
-        theirs = room_members.alias("theirs")
-        rows = await conn.execute(
-            select(theirs.c.user_id)
-            .distinct()
-            .select_from(mine.join(theirs, theirs.c.room_nid == mine.c.room_nid))
-            .where(mine.c.user_id == user_id, mine.c.membership == "join", theirs.c.membership == "join")
-        )
+        rows = await conn.execute(_ROOM_MATES, {"user_id": user_id})
         return [str(r[0]) for r in rows]
 
     def current_position(self) -> int:

@@ -54,7 +54,9 @@ class SessionService:
         self._ids = ids
         self._refreshable_lifetime_ms = refreshable_lifetime_ms
         self._owners: OrderedDict[bytes, TokenOwner] = OrderedDict()
-        self._cached_by_device: dict[tuple[str, str], set[bytes]] = {}
+        # A device's cached token hashes: a list, as a device has one or two
+        # tokens and every signed-in device keeps an entry (a set is 4x the size).
+        self._cached_by_device: dict[tuple[str, str], list[bytes]] = {}
 
     async def issue(self, user_id: str, *, device_id: str | None, display_name: str | None,
                     with_refresh: bool) -> IssuedTokens:
@@ -124,10 +126,17 @@ class SessionService:
 
     def _remember(self, h: bytes, owner: TokenOwner) -> None:
         self._owners[h] = owner
-        self._cached_by_device.setdefault((owner.user_id, owner.device_id), set()).add(h)
+        hashes = self._cached_by_device.setdefault((owner.user_id, owner.device_id), [])
+        if h not in hashes:
+            hashes.append(h)
         if len(self._owners) > self._CACHE_SIZE:
             old_h, old = self._owners.popitem(last=False)
-            self._cached_by_device.get((old.user_id, old.device_id), set()).discard(old_h)
+            key = (old.user_id, old.device_id)
+            old_hashes = self._cached_by_device.get(key)
+            if old_hashes is not None and old_h in old_hashes:
+                old_hashes.remove(old_h)
+                if not old_hashes:
+                    del self._cached_by_device[key]
 
     def _evict_user(self, user_id: str, device_id: str) -> None:
         for h in self._cached_by_device.pop((user_id, device_id), ()):
