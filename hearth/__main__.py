@@ -2,4 +2,4 @@
 
 from hearth.cli import main
 
-main()
+raise SystemExit(main())

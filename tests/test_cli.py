@@ -1,23 +1,25 @@
 """The `hearth` command line: generate-config, register-user and db upgrade.
 
-Run in-process with click's CliRunner (fast); `hearth serve` runs as a real
-subprocess in tests/ops/.
+Run in-process through `main(argv)` with the standard streams replaced
+(fast); `hearth serve` runs as a real subprocess in tests/ops/.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import stat
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from alembic.script import ScriptDirectory
-from click.testing import CliRunner, Result
 from sqlalchemy import inspect, text
 
 from hearth.cli import main
@@ -31,8 +33,35 @@ from tests.e2e.process import free_port
 from tests.helpers.postgres import PostgresCluster
 
 
-def run(*args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run(*args: str, input: str | None = None, catch_exceptions: bool = False) -> Result:
+    """`hearth ARGS` in-process: its exit status and what it wrote (stdin is `input`)."""
+    out, err = io.StringIO(), io.StringIO()
+    saved_stdin = sys.stdin
+    sys.stdin = io.StringIO(input or "")
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as e:  # argparse: usage errors, --help, --version
+                code = e.code if isinstance(e.code, int) else 1
+            except Exception:
+                if not catch_exceptions:
+                    raise
+                code = 1
+    finally:
+        sys.stdin = saved_stdin
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def generate(data_dir: Path, *extra: str, server_name: str = "example.org") -> Path:
@@ -370,5 +399,5 @@ def test_db_upgrade_postgresql(tmp_path: Path, pg: PostgresCluster) -> None:
 
 def test_db_upgrade_unreachable_postgresql_fails(tmp_path: Path) -> None:
     path = generate(tmp_path / "data", "--database-url", f"postgresql://nobody@127.0.0.1:{free_port()}/x")
-    result = CliRunner().invoke(main, ["db", "upgrade", "--config", str(path)])
+    result = run("db", "upgrade", "--config", str(path), catch_exceptions=True)
     assert result.exit_code != 0

@@ -221,6 +221,7 @@ class SyncService:
                 sub.watch_rooms(joined)
                 if self.current_token().advanced_past(upto):
                     continue  # news arrived while we read; look again before sleeping
+                del joined, upto  # (likewise; the next pass reads both afresh)
                 await sub.wait(remaining)
 
     async def _build(
