@@ -118,7 +118,7 @@ class Model:
         cls.__hearth_fields__ = None
 
     def __init__(self, **data: Any) -> None:
-        self._fill(data, ())
+        self._fill(data, (), by_name=True)
 
     @classmethod
     def model_validate(cls: type[M], data: Any) -> M:
@@ -133,17 +133,18 @@ class Model:
         if not isinstance(data, dict):
             raise ValidationError(loc, "type", "expected a JSON object")
         obj = cls.__new__(cls)
-        obj._fill(data, loc)
+        obj._fill(data, loc, by_name=False)
         return obj
 
-    def _fill(self, data: dict[str, Any], loc: Loc) -> None:
+    def _fill(self, data: dict[str, Any], loc: Loc, *, by_name: bool) -> None:
+        """Check `data` into this instance: keyed by alias (JSON), or also by field name (keywords)."""
         cls = type(self)
         fields = cls.__hearth_fields__ or cls._fields()
         values: dict[str, Any] = {}
         given: set[str] = set()
         for f in fields:
             raw = data.get(f.key, _MISSING)
-            if raw is _MISSING and f.key != f.name:
+            if raw is _MISSING and by_name and f.key != f.name:
                 raw = data.get(f.name, _MISSING)
             if raw is _MISSING:
                 if f.required:
@@ -154,7 +155,7 @@ class Model:
             given.add(f.name)
         extra: dict[str, Any] = {}
         if len(given) < len(data):
-            known = {k for f in fields for k in (f.key, f.name)}
+            known = {k for f in fields for k in ((f.key, f.name) if by_name else (f.key,))}
             extra = {k: v for k, v in data.items() if k not in known}
             if extra and cls.__hearth_extra__ == "forbid":
                 raise ValidationError((*loc, str(next(iter(extra)))), "extra", "unknown key")

@@ -227,3 +227,11 @@ def test_a_check_for_an_unknown_field_is_a_programming_error() -> None:
 
     with pytest.raises(TypeError, match="unknown fields"):
         Wrong.model_validate({})
+
+
+def test_an_aliased_field_is_read_from_its_json_key_only() -> None:
+    # JSON names the field by its alias; its Python name is another key there.
+    body = Body.model_validate({"name": "a", "dotted": "x"})
+    assert body.dotted is None and body.model_extra == {"dotted": "x"}
+    assert Body(name="a", dotted="y").dotted == "y"  # keyword construction uses the name
+
