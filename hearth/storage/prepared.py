@@ -130,8 +130,8 @@ async def run_prepared_asyncpg(conn: AsyncConnection, statement: Any, parameters
     underscored members (SQLAlchemy 2.x): a test runs the path on PostgreSQL.
     """
     if isinstance(parameters, list):
-        # SQLAlchemy sends many rows as one multi-row statement ("insertmanyvalues")
-        # and reports their count; asyncpg's executemany would do neither.
+        # Many rows keep SQLAlchemy's path: it sends them as one multi-row
+        # statement ("insertmanyvalues"), one round trip like asyncpg's executemany.
         return None
     sync_conn = conn.sync_connection
     assert sync_conn is not None
