@@ -83,9 +83,7 @@ class Subscription:
             waiter.set_result(notified)
 
     def close(self) -> None:
-        if self._timer is not None:  # the waiting request was cancelled
-            self._timer.cancel()
-            self._waiter = self._timer = None
+        self._settle(False)  # stops the timer of a wait whose request was cancelled
         notifier = self._notifier
         subs = notifier._by_user.get(self.user_id)
         if subs is not None and self in subs:

@@ -122,8 +122,6 @@ class Model:
 
     @classmethod
     def model_validate(cls: type[M], data: Any) -> M:
-        if isinstance(data, cls):
-            return data
         return cls._parse(data, ())
 
     @classmethod
