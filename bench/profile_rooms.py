@@ -47,7 +47,7 @@ def summarise(raw: Path, top: int) -> str:
             continue
         count = int(count_text)
         frames = [_frame_name(f) for f in stack.split(";")[1:]]  # [0] names the process
-        if frames[-1] == IDLE_POOL_WORKER:
+        if not frames or frames[-1] == IDLE_POOL_WORKER:
             continue
         total += count
         self_counts[frames[-1]] += count

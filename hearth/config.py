@@ -45,7 +45,10 @@ class ListenerConfig(_Model):
 class DatabaseConfig(_Model):
     # sqlite:///path/to/file.db or postgresql://user:pass@host:port/db
     url: str
-    pool_size: int = field(default=10, ge=1)
+    # Connections kept open once opened (they open on demand). PostgreSQL may
+    # open as many again for a burst, but closes those on return: size it to
+    # the server's usual concurrency, or busy periods pay a connection per request.
+    pool_size: int = field(default=25, ge=1)
 
     @field_validator("url")
     @classmethod

@@ -161,7 +161,7 @@ class Database:
         return self._sqlite if self._sqlite is not None else self._postgres  # type: ignore[return-value]
 
     @classmethod
-    def from_url(cls, url: str, *, pool_size: int = 10) -> Database:
+    def from_url(cls, url: str, *, pool_size: int = 25) -> Database:
         if url.startswith("sqlite"):
             return cls(sqlite=_sqlite_engine(url, pool_size=pool_size))
         return cls(postgres=_postgres_engine(url, pool_size=pool_size, max_overflow=pool_size))
