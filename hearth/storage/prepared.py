@@ -129,27 +129,34 @@ async def run_prepared_asyncpg(conn: AsyncConnection, statement: Any, parameters
     the greenlet switches of its asyncio bridge. These are the adapter's
     underscored members (SQLAlchemy 2.x): a test runs the path on PostgreSQL.
     """
-    if isinstance(parameters, list):
-        # Many rows keep SQLAlchemy's path: it sends them as one multi-row
-        # statement ("insertmanyvalues"), one round trip like asyncpg's executemany.
+    many = isinstance(parameters, list)
+    if many and not parameters:
         return None
     sync_conn = conn.sync_connection
     assert sync_conn is not None
     dialect = sync_conn.dialect
-    params: Mapping[str, Any] = parameters or {}
+    params: Mapping[str, Any] = (parameters[0] if many else parameters) or {}
     form = _REGISTRY[id(statement)].form(dialect, params)
     if form is None or form.expanding:
         return None  # (numbered placeholders would need renumbering)
+    if many and form.columns:
+        return None  # rows back from many executes: SQLAlchemy's "insertmanyvalues" does that
     adapter: Any = sync_conn.connection.dbapi_connection
     sql = form.sql
-    args = form.positional(params)
+    args = [form.positional(p) for p in parameters] if many else form.positional(params)
+    rows: list[Any] = []
+    status: str | None = None
     async with adapter._execute_mutex:
         try:
             if adapter._transaction is None:
                 await adapter._start_transaction()
             stmt, _attributes = await adapter._prepare(sql, dialect._invalidate_schema_cache_asof)  # type: ignore[attr-defined]
-            rows = await stmt.fetch(*args)
-            status = stmt.get_statusmsg()
+            if many:
+                # asyncpg sends every row's execute in one round trip (no count comes back).
+                await stmt.executemany(args)
+            else:
+                rows = await stmt.fetch(*args)
+                status = stmt.get_statusmsg()
         except Exception as e:
             _raise_translated(adapter, sql, args, e)
     counted = _STATUS_COUNT.match(status or "")
