@@ -62,8 +62,9 @@ class DuplicateTxn(Exception):
 class TxnRecord:
     """A client transaction id to remember with the event (idempotent sends).
 
-    Persisting with one first looks it up in the same write transaction and
-    raises `DuplicateTxn` if an event was already sent with it.
+    Persisting with one first claims it in the same write transaction (stored
+    with the event, or rolled back with it) and raises `DuplicateTxn` if an
+    event was already sent with it.
     """
 
     user_id: str
@@ -208,7 +209,9 @@ class EventPersister:
         self, conn: DbConnection, room: RoomInfo, event: Event, stream: int, txn: TxnRecord | None
     ) -> tuple[StoredEvent, RoomHead]:
         if txn is not None:
-            earlier = await self._rooms.event_for_txn(conn, txn.user_id, txn.device_id, txn.txn_id)
+            earlier = await self._rooms.claim_txn(
+                conn, txn.user_id, txn.device_id, txn.txn_id, event.event_id, event.origin_server_ts
+            )
             if earlier is not None:
                 raise DuplicateTxn(earlier)
         head = await self.head(conn, room)
@@ -264,10 +267,6 @@ class EventPersister:
 
         if event.type == "m.room.redaction":
             await self._apply_redaction(conn, room, event, auth_events)
-        if txn is not None:
-            await self._rooms.record_txn(
-                conn, txn.user_id, txn.device_id, txn.txn_id, event.event_id, event.origin_server_ts
-            )
         stored = StoredEvent(
             event, event_nid, room.room_nid, stream, before_nid, after.snapshot_nid, None, None, False
         )

@@ -1,11 +1,12 @@
 """Sending events as a local user: the client's way into `EventPersister`.
 
 Build and persist happen under the room's lock, so each event sits on the
-extremities it was built on. A client transaction id is looked up in the
+extremities it was built on. A client transaction id is claimed in the
 persist's own write transaction (`DuplicateTxn`), so a retried PUT returns
-the first event instead of sending a second one, and a first send pays no
-extra read for the check. A send answers once the event is settled (its push
-actions and counts computed: `EventPersister.settle`), outside the room's lock.
+the first event instead of sending a second one, and a first send pays one
+statement for both the check and the record. A send answers once the event
+is settled (its push actions and counts computed: `EventPersister.settle`),
+outside the room's lock.
 """
 
 from __future__ import annotations

@@ -20,7 +20,11 @@ _DELETE_EXTREMITIES = prepared(delete(forward_extremities).where(
     forward_extremities.c.event_nid.in_(bindparam("nids", expanding=True)),
 ))
 _INSERT_EXTREMITY = prepared(insert(forward_extremities))
-_INSERT_TXN = prepared(insert(event_txn_ids))
+_MOVE_EXTREMITY = prepared(update(forward_extremities).where(
+    forward_extremities.c.room_nid == bindparam("room"),
+    forward_extremities.c.event_nid == bindparam("old"),
+).values(event_nid=bindparam("new")))
+_TXN_KEY = ("user_id", "device_id", "txn_id")
 _EVENT_FOR_TXN = prepared(select(event_txn_ids.c.event_id).where(
     event_txn_ids.c.user_id == bindparam("user_id"),
     event_txn_ids.c.device_id == bindparam("device_id"),
@@ -131,7 +135,12 @@ class RoomsStore:
     async def replace_extremities(
         self, conn: DbConnection, room_nid: int, remove: list[int], add: int
     ) -> None:
-        if remove:
+        if len(remove) == 1:
+            # The usual case (an event on the room's one head): one statement, not two.
+            moved = await conn.execute(_MOVE_EXTREMITY, {"room": room_nid, "old": remove[0], "new": add})
+            if moved.rowcount == 1:
+                return
+        elif remove:
             await conn.execute(_DELETE_EXTREMITIES, {"room_nid": room_nid, "nids": remove})
         await conn.execute(_INSERT_EXTREMITY, {"room_nid": room_nid, "event_nid": add})
 
@@ -268,16 +277,21 @@ class RoomsStore:
 
     # --- transaction ids --------------------------------------------------------
 
-    async def event_for_txn(self, conn: DbConnection, user_id: str, device_id: str, txn_id: str
-                            ) -> str | None:
-        params = {"user_id": user_id, "device_id": device_id, "txn_id": txn_id}
-        return (await conn.execute(_EVENT_FOR_TXN, params)).scalar()
+    async def claim_txn(self, conn: DbConnection, user_id: str, device_id: str, txn_id: str,
+                        event_id: str, now_ms: int) -> str | None:
+        """Record that the client transaction sent `event_id`; if it already sent one, its id instead.
 
-    async def record_txn(
-        self, conn: DbConnection, user_id: str, device_id: str, txn_id: str, event_id: str, now_ms: int
-    ) -> None:
-        await conn.execute(
-            _INSERT_TXN,
-            {"user_id": user_id, "device_id": device_id, "txn_id": txn_id, "event_id": event_id,
-             "created_ts": now_ms},
-        )
+        One statement for a first send: the row goes in unless the key exists
+        (a concurrent claim of the same key waits for the other transaction).
+        """
+        # Every named column is in the key: ON CONFLICT DO NOTHING.
+        claim = dialect.upsert_statement(conn, event_txn_ids, _TXN_KEY, _TXN_KEY)
+        inserted = await conn.execute(claim, {
+            "user_id": user_id, "device_id": device_id, "txn_id": txn_id, "event_id": event_id,
+            "created_ts": now_ms,
+        })
+        if inserted.rowcount == 1:
+            return None
+        params = {"user_id": user_id, "device_id": device_id, "txn_id": txn_id}
+        earlier: str = (await conn.execute(_EVENT_FOR_TXN, params)).scalar_one()
+        return earlier
