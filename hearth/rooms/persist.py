@@ -33,7 +33,7 @@ from hearth.core.power_levels import PowerLevels
 from hearth.core.state_res import resolve_state
 from hearth.notifier import Notifier
 from hearth.storage.db import Database, DbConnection
-from hearth.storage.events import EventsStore, StoredEvent
+from hearth.storage.events import EventsStore, StoredEvent, relation_of
 from hearth.storage.positions import PositionTracker
 from hearth.storage.rooms import Extremity, RoomInfo, RoomsStore
 from hearth.storage.state import SnapshotInfo, StateStore
@@ -70,6 +70,10 @@ class TxnRecord:
     user_id: str
     device_id: str
     txn_id: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.user_id, self.device_id, self.txn_id)
 
 
 @dataclass
@@ -118,6 +122,8 @@ class EventPersister:
         self._heads: dict[int, RoomHead] = {}
         self._listeners: list[PersistedListener] = []
         self._settlers: list[Settler] = []
+        # PostgreSQL stores a plain event on the room's one head in one round trip.
+        self._one_statement = not db.is_sqlite
 
     def add_persisted_listener(self, listener: PersistedListener) -> None:
         """Hear of each event after it commits, in persist order (see `PersistedListener`)."""
@@ -185,10 +191,10 @@ class EventPersister:
             with self._positions.next() as stream:
                 async with self._db.write() as conn:
                     stored, new_head = await self._persist_in(conn, room, event, stream, txn)
-        except DuplicateTxn:
-            raise  # raised before anything was written: the caches are still right
         except BaseException:
-            # Ids, snapshots and heads made inside the failed transaction no longer exist.
+            # Ids, snapshots and heads made inside the failed transaction no
+            # longer exist (also for a repeated transaction id: state resolution
+            # may have stored a snapshot before the claim found it taken).
             self._state.forget_cached()
             self._events.forget_cached()
             self._heads.pop(room.room_nid, None)
@@ -208,12 +214,6 @@ class EventPersister:
     async def _persist_in(
         self, conn: DbConnection, room: RoomInfo, event: Event, stream: int, txn: TxnRecord | None
     ) -> tuple[StoredEvent, RoomHead]:
-        if txn is not None:
-            earlier = await self._rooms.claim_txn(
-                conn, txn.user_id, txn.device_id, txn.txn_id, event.event_id, event.origin_server_ts
-            )
-            if earlier is not None:
-                raise DuplicateTxn(earlier)
         head = await self.head(conn, room)
         extremities = head.extremities
         current = head.snapshot
@@ -230,17 +230,44 @@ class EventPersister:
         try:
             check_auth_rules(event, auth_events)
         except AuthError as e:
+            # A retried send is answered with its first event, even if the
+            # room has changed since so that the rebuilt one is refused.
+            earlier = await self._rooms.event_for_txn(conn, txn.key) if txn is not None else None
+            if earlier is not None:
+                raise DuplicateTxn(earlier) from None
             raise EventRejected(e.reason) from e
 
+        prev_ids = set(event.prev_event_ids)
+        replaced = [x.event_nid for x in extremities if x.event_id in prev_ids]
         before_nid = before.snapshot_nid if before else None
-        event_nid = await self._events.insert(
-            conn,
-            event,
-            room_nid=room.room_nid,
-            stream_ordering=stream,
-            state_before_nid=before_nid,
-            state_after_nid=None if event.is_state() else before_nid,
-        )
+        if (
+            self._one_statement and before_nid is not None and len(replaced) == 1
+            and not event.is_state() and relation_of(event) is None
+        ):
+            inserted = await self._events.insert_on_head(
+                conn, event, room_nid=room.room_nid, stream_ordering=stream, state_nid=before_nid,
+                old_head_nid=replaced[0], txn=None if txn is None else txn.key,
+            )
+            if inserted is None:
+                assert txn is not None  # only a claimed transaction id stops the insert
+                earlier = await self._rooms.event_for_txn(conn, txn.key)
+                assert earlier is not None
+                raise DuplicateTxn(earlier)
+            event_nid = inserted
+        else:
+            if txn is not None:
+                earlier = await self._rooms.claim_txn(conn, txn.key, event.event_id, event.origin_server_ts)
+                if earlier is not None:
+                    raise DuplicateTxn(earlier)
+            event_nid = await self._events.insert(
+                conn,
+                event,
+                room_nid=room.room_nid,
+                stream_ordering=stream,
+                state_before_nid=before_nid,
+                state_after_nid=None if event.is_state() else before_nid,
+            )
+            await self._rooms.replace_extremities(conn, room.room_nid, replaced, event_nid)
         after = before
         if event.is_state():
             key_nid = (await self._state.key_nids(conn, [event.state_tuple], create=True))[event.state_tuple]
@@ -251,11 +278,7 @@ class EventPersister:
             await self._events.set_state_after(conn, event_nid, after.snapshot_nid)
         assert after is not None, "only the create event has no state before it"
 
-        prev_ids = set(event.prev_event_ids)
         remaining = [x for x in extremities if x.event_id not in prev_ids]
-        await self._rooms.replace_extremities(
-            conn, room.room_nid, [x.event_nid for x in extremities if x.event_id in prev_ids], event_nid
-        )
         if remaining:
             new_current = await self._resolve_current(
                 conn, room, [after.snapshot_nid, *(x.state_after_nid for x in remaining if x.state_after_nid)]

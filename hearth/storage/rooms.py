@@ -277,21 +277,24 @@ class RoomsStore:
 
     # --- transaction ids --------------------------------------------------------
 
-    async def claim_txn(self, conn: DbConnection, user_id: str, device_id: str, txn_id: str,
-                        event_id: str, now_ms: int) -> str | None:
+    async def event_for_txn(self, conn: DbConnection, key: tuple[str, str, str]) -> str | None:
+        """The event a client transaction id (user, device, txn id) sent, if any."""
+        user_id, device_id, txn_id = key
+        params = {"user_id": user_id, "device_id": device_id, "txn_id": txn_id}
+        return (await conn.execute(_EVENT_FOR_TXN, params)).scalar()
+
+    async def claim_txn(self, conn: DbConnection, key: tuple[str, str, str], event_id: str, now_ms: int
+                        ) -> str | None:
         """Record that the client transaction sent `event_id`; if it already sent one, its id instead.
 
         One statement for a first send: the row goes in unless the key exists
         (a concurrent claim of the same key waits for the other transaction).
         """
+        user_id, device_id, txn_id = key
         # Every named column is in the key: ON CONFLICT DO NOTHING.
         claim = dialect.upsert_statement(conn, event_txn_ids, _TXN_KEY, _TXN_KEY)
         inserted = await conn.execute(claim, {
             "user_id": user_id, "device_id": device_id, "txn_id": txn_id, "event_id": event_id,
             "created_ts": now_ms,
         })
-        if inserted.rowcount == 1:
-            return None
-        params = {"user_id": user_id, "device_id": device_id, "txn_id": txn_id}
-        earlier: str = (await conn.execute(_EVENT_FOR_TXN, params)).scalar_one()
-        return earlier
+        return None if inserted.rowcount == 1 else await self.event_for_txn(conn, key)

@@ -73,17 +73,26 @@ def _plain_topic(block: Any) -> str:
     return ""
 
 
+def indexed_text(event: Event) -> tuple[str, str] | None:
+    """The (key, text) row `event_search` keeps for a timeline event, if any.
+
+    Messages, and the room's own name and topic (state key "").
+    """
+    if event.type != "m.room.message" and event.state_key != "":
+        return None
+    return searchable_text(event)
+
+
 async def index_event(conn: DbConnection, event: Event, event_nid: int, room_nid: int, stream: int) -> None:
     """Record what search and the user directory need from a newly stored timeline event."""
-    found = searchable_text(event)
-    if found is not None:
-        if event.type != "m.room.message" and event.state_key != "":
-            return  # only the room's own name and topic
-        await conn.execute(
-            _INSERT_TEXT,
-            {"event_nid": event_nid, "room_nid": room_nid, "key": found[0], "value": found[1],
-             "stream_ordering": stream},
-        )
+    if event.type in _KEY_BY_TYPE:
+        found = indexed_text(event)
+        if found is not None:
+            await conn.execute(
+                _INSERT_TEXT,
+                {"event_nid": event_nid, "room_nid": room_nid, "key": found[0], "value": found[1],
+                 "stream_ordering": stream},
+            )
     elif event.type == "m.room.join_rules" and event.state_key == "":
         await _set_publicity(conn, room_nid, "public_join", event.content.get("join_rule") == "public")
     elif event.type == "m.room.history_visibility" and event.state_key == "":

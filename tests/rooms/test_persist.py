@@ -12,6 +12,13 @@ from hearth.errors import MatrixError
 from hearth.homeserver import Homeserver
 from hearth.rooms.create import RoomSpec
 from hearth.rooms.persist import EventRejected, TxnRecord
+from hearth.storage.tables import (
+    event_auth_edges,
+    event_edges,
+    event_search,
+    event_txn_ids,
+    forward_extremities,
+)
 from hearth.storage.tables import events as events_table
 from tests.helpers.clock import FakeClock
 from tests.helpers.homeserver import SERVER_NAME
@@ -101,6 +108,73 @@ async def test_txn_id_makes_send_idempotent(hs: Homeserver) -> None:
         room_id, ALICE, "m.room.message", {"body": "once"}, txn=TxnRecord(ALICE, "DEV2", "t1")
     )
     assert other_device != first
+    async with hs.db.read() as conn:
+        count = (await conn.execute(
+            select(func.count()).select_from(events_table).where(events_table.c.sender == ALICE,
+                                                                 events_table.c.type == "m.room.message")
+        )).scalar_one()
+    assert count == 2  # the repeat stored nothing
+
+
+async def _rows_of(hs: Homeserver, event_id: str) -> dict[str, object]:
+    """What the database holds for one stored event, besides its own row."""
+    async with hs.db.read() as conn:
+        nid = (await conn.execute(
+            select(events_table.c.event_nid).where(events_table.c.event_id == event_id))).scalar_one()
+        room_nid = (await conn.execute(
+            select(events_table.c.room_nid).where(events_table.c.event_nid == nid))).scalar_one()
+        prevs = (await conn.execute(
+            select(event_edges.c.prev_event_id).where(event_edges.c.event_nid == nid))).scalars().all()
+        auths = (await conn.execute(select(event_auth_edges.c.auth_event_id)
+                                    .where(event_auth_edges.c.event_nid == nid))).scalars().all()
+        text = (await conn.execute(
+            select(event_search.c.key, event_search.c.value).where(event_search.c.event_nid == nid))).all()
+        heads = (await conn.execute(
+            select(forward_extremities.c.event_nid).where(forward_extremities.c.room_nid == room_nid)
+        )).scalars().all()
+        txns = (await conn.execute(
+            select(event_txn_ids.c.txn_id).where(event_txn_ids.c.event_id == event_id))).scalars().all()
+        stored = (await hs.event_store.by_ids(conn, [event_id]))[event_id]
+    return {"prevs": sorted(prevs), "auths": sorted(auths), "text": [tuple(r) for r in text],
+            "heads": heads == [nid], "txns": txns, "state": (stored.state_before_nid, stored.state_after_nid)}
+
+
+async def test_a_send_stores_edges_text_head_and_txn(hs: Homeserver) -> None:
+    """A plain message (one statement on PostgreSQL) is stored like any other event."""
+    room_id = await make_room(hs)
+    prev = await hs.room_sender.send(room_id, ALICE, "m.room.topic", {"topic": "t"}, state_key="")
+    sends = [
+        ("m.room.message", {"msgtype": "m.text", "body": "hi"}, [("content.body", "hi")]),
+        ("m.reaction", {"m.relates_to": {"rel_type": "m.annotation", "event_id": prev, "key": "+1"}}, []),
+        ("m.room.message", {"msgtype": "m.text", "body": ""}, []),  # nothing to search
+    ]
+    async with hs.db.read() as conn:
+        state_nid = (await hs.event_store.by_ids(conn, [prev]))[prev].state_after_nid
+    for i, (event_type, content, text) in enumerate(sends):
+        txn = TxnRecord(ALICE, "D", f"{i}")
+        event_id = await hs.room_sender.send(room_id, ALICE, event_type, content, txn=txn)
+        async with hs.db.read() as conn:
+            event = (await hs.event_store.by_ids(conn, [event_id]))[event_id].event
+        assert await _rows_of(hs, event_id) == {
+            "prevs": [prev], "auths": sorted(event.auth_event_ids), "text": text, "heads": True,
+            "txns": [f"{i}"], "state": (state_nid, state_nid),
+        }
+        prev = event_id
+
+
+async def test_a_retried_send_gets_its_event_even_once_refused(hs: Homeserver) -> None:
+    """A retry answers with the first event although the rebuilt one would now fail the auth rules."""
+    room_id = await make_room(hs)
+    await hs.room_sender.send(room_id, BOB, "m.room.member", {"membership": "join"}, state_key=BOB)
+    txn = TxnRecord(BOB, "DEV", "t1")
+    first = await hs.room_sender.send(room_id, BOB, "m.room.message", {"body": "before"}, txn=txn)
+    await hs.room_sender.send(room_id, ALICE, "m.room.power_levels",
+                              {"events_default": 50}, state_key="")
+    assert await hs.room_sender.send(room_id, BOB, "m.room.message", {"body": "before"}, txn=txn) == first
+    with pytest.raises(MatrixError) as err:
+        await hs.room_sender.send(room_id, BOB, "m.room.message", {"body": "after"},
+                                  txn=TxnRecord(BOB, "DEV", "t2"))
+    assert err.value.errcode == "M_FORBIDDEN"
 
 
 @pytest.mark.parametrize("rv", [V10, V12], ids=lambda rv: f"v{rv.identifier}")
