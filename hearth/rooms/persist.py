@@ -239,6 +239,7 @@ class EventPersister:
 
         prev_ids = set(event.prev_event_ids)
         replaced = [x.event_nid for x in extremities if x.event_id in prev_ids]
+        remaining = [x for x in extremities if x.event_id not in prev_ids]
         before_nid = before.snapshot_nid if before else None
         if (
             self._one_statement and before_nid is not None and len(replaced) == 1
@@ -247,6 +248,8 @@ class EventPersister:
             inserted = await self._events.insert_on_head(
                 conn, event, room_nid=room.room_nid, stream_ordering=stream, state_nid=before_nid,
                 old_head_nid=replaced[0], txn=None if txn is None else txn.key,
+                # Nothing below writes for it unless state moves, forks merge or it redacts.
+                alone=is_current and not remaining and event.type != "m.room.redaction",
             )
             if inserted is None:
                 assert txn is not None  # only a claimed transaction id stops the insert
@@ -278,7 +281,6 @@ class EventPersister:
             await self._events.set_state_after(conn, event_nid, after.snapshot_nid)
         assert after is not None, "only the create event has no state before it"
 
-        remaining = [x for x in extremities if x.event_id not in prev_ids]
         if remaining:
             new_current = await self._resolve_current(
                 conn, room, [after.snapshot_nid, *(x.state_after_nid for x in remaining if x.state_after_nid)]

@@ -73,7 +73,11 @@ class DbConnection(Protocol):
     @property
     def dialect(self) -> Dialect: ...
 
-    async def execute(self, statement: Any, parameters: Any = None) -> Result: ...
+    async def execute(self, statement: Any, parameters: Any = None, *, alone: bool = False) -> Result:
+        """Run a statement; `alone` (a `prepared()` write with nothing after it in
+        the transaction) lets PostgreSQL run it as its own transaction when it is
+        also the first (see `run_prepared_asyncpg`)."""
+        ...
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T: ...
 
@@ -100,7 +104,7 @@ class _InlineConnection(_Connection):
     __slots__ = ()
     _conn: Connection
 
-    async def execute(self, statement: Any, parameters: Any = None) -> Result:
+    async def execute(self, statement: Any, parameters: Any = None, *, alone: bool = False) -> Result:
         fast = run_prepared(self._conn, statement, parameters)
         if fast is not None:
             return fast
@@ -118,9 +122,9 @@ class _AsyncConnection(_Connection):
     __slots__ = ()
     _conn: AsyncConnection
 
-    async def execute(self, statement: Any, parameters: Any = None) -> Result:
+    async def execute(self, statement: Any, parameters: Any = None, *, alone: bool = False) -> Result:
         if is_prepared(statement):
-            fast = await run_prepared_asyncpg(self._conn, statement, parameters)
+            fast = await run_prepared_asyncpg(self._conn, statement, parameters, alone=alone)
             if fast is not None:
                 return fast
         return await self._conn.execute(statement, parameters)

@@ -252,6 +252,7 @@ class EventsStore:
         state_nid: int,
         old_head_nid: int,
         txn: tuple[str, str, str] | None,
+        alone: bool = False,
     ) -> int | None:
         """PostgreSQL: store a plain event that replaces the room's one head, in one round trip.
 
@@ -259,7 +260,8 @@ class EventsStore:
         `RoomsStore.replace_extremities` for an accepted timeline event with no
         state key and no relation (the common message), which would be six
         statements. `txn` is (user, device, txn id) to claim; returns None,
-        having written nothing, if that id already sent an event.
+        having written nothing, if that id already sent an event. `alone`: the
+        caller writes nothing else in this transaction (see `DbConnection.execute`).
         """
         assert not event.is_state() and relation_of(event) is None
         search = indexed_text(event)
@@ -273,7 +275,7 @@ class EventsStore:
             "auths": list(dict.fromkeys(event.auth_event_ids)),
             "search_key": search[0] if search else None, "search_text": search[1] if search else None,
             "old_head": old_head_nid,
-        })).scalar_one_or_none()
+        }, alone=alone)).scalar_one_or_none()
         if nid is not None:
             self._parsed[nid] = event
         return nid

@@ -118,7 +118,8 @@ def is_prepared(statement: Any) -> bool:
     return id(statement) in _REGISTRY
 
 
-async def run_prepared_asyncpg(conn: AsyncConnection, statement: Any, parameters: Any) -> FastResult | None:
+async def run_prepared_asyncpg(conn: AsyncConnection, statement: Any, parameters: Any, *, alone: bool = False
+                               ) -> FastResult | None:
     """Run a `prepared()` statement on asyncpg directly; None if it needs SQLAlchemy.
 
     Inside SQLAlchemy's transaction: the statement goes through the adapter
@@ -128,6 +129,11 @@ async def run_prepared_asyncpg(conn: AsyncConnection, statement: Any, parameters
     rollback cover it. What this skips is SQLAlchemy's per-call machinery and
     the greenlet switches of its asyncio bridge. These are the adapter's
     underscored members (SQLAlchemy 2.x): a test runs the path on PostgreSQL.
+
+    `alone`: the statement is the whole of its write transaction. If nothing
+    has run on the connection yet, it runs without BEGIN and so commits by
+    itself (the adapter's commit then has nothing to do): two round trips
+    fewer. The caller must run nothing after it in the same transaction.
     """
     many = isinstance(parameters, list)
     if many and not parameters:
@@ -148,7 +154,7 @@ async def run_prepared_asyncpg(conn: AsyncConnection, statement: Any, parameters
     status: str | None = None
     async with adapter._execute_mutex:
         try:
-            if adapter._transaction is None:
+            if adapter._transaction is None and not alone:
                 await adapter._start_transaction()
             stmt, _attributes = await adapter._prepare(sql, dialect._invalidate_schema_cache_asof)  # type: ignore[attr-defined]
             if many:

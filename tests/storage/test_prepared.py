@@ -120,8 +120,8 @@ def fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
             calls.append(result is not None)
         return result
 
-    async def asyncpg_spy(conn: Any, statement: Any, parameters: Any) -> Any:
-        result = await asyncpg_path(conn, statement, parameters)
+    async def asyncpg_spy(conn: Any, statement: Any, parameters: Any, *, alone: bool = False) -> Any:
+        result = await asyncpg_path(conn, statement, parameters, alone=alone)
         if statement in _WATCHED:
             calls.append(result is not None)
         return result
@@ -235,6 +235,28 @@ async def test_a_rolled_back_write_leaves_nothing(db: Database) -> None:
             raise RuntimeError("abort")
     async with db.read() as conn:
         assert (await conn.execute(_BY_NAMES, {"names": ["a"]})).all() == []
+
+
+async def test_a_statement_alone_commits_by_itself_only_when_first(db: Database) -> None:
+    """`alone` on PostgreSQL: the first statement of a write runs as its own transaction.
+
+    After another statement it is part of the block's transaction like any
+    other. SQLite's write has begun before the first statement: no effect there.
+    """
+    with pytest.raises(RuntimeError):
+        async with db.write() as conn:
+            await conn.execute(_INSERT, {**_ROWS[0]}, alone=True)
+            raise RuntimeError("abort")
+    with pytest.raises(RuntimeError):
+        async with db.write() as conn:
+            await conn.execute(_INSERT, {**_ROWS[1]})
+            await conn.execute(_INSERT, {**_ROWS[2]}, alone=True)
+            raise RuntimeError("abort")
+    async with db.write() as conn:
+        await conn.execute(_INSERT, {"name": "d", "flag": True, "blob": None, "kind": "plain"}, alone=True)
+    async with db.read() as conn:
+        names = (await conn.execute(_BY_NAMES, {"names": ["a", "b", "c", "d"]})).all()
+    assert sorted(r.name for r in names) == (["d"] if db.is_sqlite else ["a", "d"])
 
 
 async def test_bind_and_result_processors_run_on_every_row(db: Database) -> None:
