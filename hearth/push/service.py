@@ -310,18 +310,15 @@ class PushService:
             for room_nid, room_events in by_room.items():
                 await self._room_batch(conn, room_nid, room_events, members[room_nid], threads,
                                        now, states, rows, pending)
-            await self._store.insert_actions(conn, rows)
             touched = [(key, st) for key, st in states.items() if st.touched]
-            await self._store.set_read_positions(conn, [
+            await self._store.write_batch(conn, rows, [
                 (user_id, room_nid, thread_id, stream)
                 for (user_id, room_nid), st in touched for thread_id, stream in st.new_reads.items()
-            ])
-            await self._store.write_counts(conn, [
+            ], [
                 CountsWrite(room_nid, user_id, {t: Counts(n, h) for t, (n, h) in st.counts.items()},
                             st.replace_all)
                 for (user_id, room_nid), st in touched
-            ])
-            await self._store.set_processed_position(conn, new_position)
+            ], new_position)
         self._processed = new_position
         if self._settle_waiters:
             self._release_settled(new_position)

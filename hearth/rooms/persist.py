@@ -8,15 +8,18 @@ all end in `EventPersister.persist`, which, inside one transaction:
    state after it; otherwise state resolution over the parents' states);
 2. checks the event against the auth rules with the auth events picked from
    that state;
-3. stores the event with a new stream position, and the state after it as a
-   snapshot sharing structure with the state before;
+3. claims the client's transaction id, if any (`DuplicateTxn` if it already
+   sent an event), and stores the event with a new stream position, and the
+   state after it as a snapshot sharing structure with the state before;
 4. moves the forward extremities, and updates current state and membership
    (resolving across extremities if the DAG has forked);
 5. after commit, tells the notifier.
 
 Writes to one room are serialised by a per-room lock that callers hold while
 they also read the room to build an event (`locked`). Different rooms proceed
-concurrently.
+concurrently. Every round trip made under the lock is time the room's other
+senders wait, so on PostgreSQL the common case (a plain event on the room's
+one head) is one statement (`EventsStore.insert_on_head`).
 """
 
 from __future__ import annotations

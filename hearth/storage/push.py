@@ -22,7 +22,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, select, text, update
 
 from hearth.push.rules import DefaultRuleChange, PushRule
 from hearth.storage import dialect
@@ -69,6 +69,42 @@ _CLEAR_COUNTS = prepared(delete(push_counts).where(
     push_counts.c.user_id == bindparam("u"), push_counts.c.room_nid == bindparam("r"),
 ))
 _DROP_COUNT = prepared(_CLEAR_COUNTS.where(push_counts.c.thread_id == bindparam("t")))
+# PostgreSQL, `write_batch`: everything a batch of the push worker stores, in
+# one statement, each table's rows passed as column arrays. Clearing a user's
+# counts in a room spares the threads the batch stores counts for, so no row
+# is both deleted and upserted (one statement may not touch a row twice).
+_PG_WRITE_BATCH = prepared(text("""
+WITH actions AS (
+    INSERT INTO event_push_actions (user_id, event_nid, room_nid, stream_ordering, thread_id, actions,
+                                    highlight, notified_ts)
+    SELECT * FROM unnest(CAST(:a_user AS text[]), CAST(:a_event AS integer[]), CAST(:a_room AS integer[]),
+                         CAST(:a_stream AS bigint[]), CAST(:a_thread AS text[]), CAST(:a_actions AS text[]),
+                         CAST(:a_highlight AS boolean[]), CAST(:a_ts AS bigint[]))
+), reads AS (
+    INSERT INTO push_read (user_id, room_nid, thread_id, stream_ordering)
+    SELECT * FROM unnest(CAST(:r_user AS text[]), CAST(:r_room AS integer[]), CAST(:r_thread AS text[]),
+                         CAST(:r_stream AS bigint[]))
+    ON CONFLICT (user_id, room_nid, thread_id) DO UPDATE SET stream_ordering = excluded.stream_ordering
+), kept AS (
+    SELECT * FROM unnest(CAST(:k_user AS text[]), CAST(:k_room AS integer[]), CAST(:k_thread AS text[]),
+                         CAST(:k_n AS integer[]), CAST(:k_h AS integer[])) AS k(u, r, t, n, h)
+), cleared AS (
+    DELETE FROM push_counts USING unnest(CAST(:c_user AS text[]), CAST(:c_room AS integer[])) AS c(u, r)
+    WHERE push_counts.user_id = c.u AND push_counts.room_nid = c.r
+      AND NOT EXISTS (SELECT FROM kept WHERE kept.u = c.u AND kept.r = c.r AND kept.t = push_counts.thread_id)
+), dropped AS (
+    DELETE FROM push_counts
+    USING unnest(CAST(:d_user AS text[]), CAST(:d_room AS integer[]), CAST(:d_thread AS text[])) AS d(u, r, t)
+    WHERE push_counts.user_id = d.u AND push_counts.room_nid = d.r AND push_counts.thread_id = d.t
+), counts AS (
+    INSERT INTO push_counts (user_id, room_nid, thread_id, notification_count, highlight_count)
+    SELECT u, r, t, n, h FROM kept
+    ON CONFLICT (user_id, room_nid, thread_id) DO UPDATE
+    SET notification_count = excluded.notification_count, highlight_count = excluded.highlight_count
+)
+INSERT INTO stream_counters (stream, position) VALUES (CAST(:stream AS text), CAST(:position AS bigint))
+ON CONFLICT (stream) DO UPDATE SET position = excluded.position
+"""))
 
 
 class ActionRow(NamedTuple):
@@ -207,6 +243,40 @@ class PushStore:
         )).scalar_one_or_none()
         return None if value is None else int(value)
 
+    async def write_batch(self, conn: DbConnection, rows: Sequence[ActionRow],
+                          reads: Sequence[tuple[str, int, str, int]], counts: Sequence[CountsWrite],
+                          position: int) -> None:
+        """Store a worker batch: notifications, read positions, counts and the processed position.
+
+        The batch's only writes, so on PostgreSQL they are one statement (the
+        worker waits on every round trip while sends wait on the worker), run
+        as its own transaction when nothing was read first.
+        """
+        if conn.dialect.name != "postgresql":
+            await self.insert_actions(conn, rows)
+            await self.set_read_positions(conn, reads)
+            await self.write_counts(conn, counts)
+            await self.set_processed_position(conn, position)
+            return
+        encoded = _encoded_actions(rows)
+        kept, dropped = _count_rows(counts)
+        await conn.execute(_PG_WRITE_BATCH, {
+            "a_user": [r.user_id for r in rows], "a_event": [r.event_nid for r in rows],
+            "a_room": [r.room_nid for r in rows], "a_stream": [r.stream_ordering for r in rows],
+            "a_thread": [r.thread_id for r in rows], "a_actions": [encoded[id(r.actions)] for r in rows],
+            "a_highlight": [r.highlight for r in rows], "a_ts": [r.notified_ts for r in rows],
+            "r_user": [r[0] for r in reads], "r_room": [r[1] for r in reads],
+            "r_thread": [r[2] for r in reads], "r_stream": [r[3] for r in reads],
+            "k_user": [k["user_id"] for k in kept], "k_room": [k["room_nid"] for k in kept],
+            "k_thread": [k["thread_id"] for k in kept], "k_n": [k["notification_count"] for k in kept],
+            "k_h": [k["highlight_count"] for k in kept],
+            "c_user": [w.user_id for w in counts if w.replace_all],
+            "c_room": [w.room_nid for w in counts if w.replace_all],
+            "d_user": [d["u"] for d in dropped], "d_room": [d["r"] for d in dropped],
+            "d_thread": [d["t"] for d in dropped],
+            "stream": PROCESSED_STREAM, "position": position,
+        }, alone=True)
+
     async def set_processed_position(self, conn: DbConnection, position: int) -> None:
         stmt = dialect.upsert_statement(conn, stream_counters, ("stream", "position"), ("stream",))
         await conn.execute(stmt, {"stream": PROCESSED_STREAM, "position": position})
@@ -328,15 +398,7 @@ class PushStore:
         across them does not matter; within one, clearing comes first.
         """
         cleared = [{"u": w.user_id, "r": w.room_nid} for w in writes if w.replace_all]
-        dropped: list[dict[str, Any]] = []
-        kept: list[dict[str, Any]] = []
-        for w in writes:
-            for thread_id, c in w.counts.items():
-                if c.notifications or c.highlights:
-                    kept.append({"user_id": w.user_id, "room_nid": w.room_nid, "thread_id": thread_id,
-                                 "notification_count": c.notifications, "highlight_count": c.highlights})
-                elif not w.replace_all:
-                    dropped.append({"u": w.user_id, "r": w.room_nid, "t": thread_id})
+        kept, dropped = _count_rows(writes)
         if cleared:
             await conn.execute(_CLEAR_COUNTS, cleared)
         if dropped:
@@ -375,11 +437,7 @@ class PushStore:
     async def insert_actions(self, conn: DbConnection, rows: Sequence[ActionRow]) -> None:
         if not rows:
             return
-        # Members with the same outcome share one actions tuple: encode each once.
-        encoded: dict[int, str] = {}
-        for r in rows:
-            if id(r.actions) not in encoded:
-                encoded[id(r.actions)] = dumps_storable(list(r.actions))
+        encoded = _encoded_actions(rows)
         await conn.execute(_INSERT_ACTIONS, [
             {
                 "user_id": r.user_id, "event_nid": r.event_nid, "room_nid": r.room_nid,
@@ -472,3 +530,26 @@ class PushStore:
     async def delete_all_pushers(self, conn: DbConnection, user_id: str) -> None:
         """Drop every pusher of a user (e.g. when the account is deactivated)."""
         await conn.execute(delete(pushers).where(pushers.c.user_id == user_id))
+
+
+def _encoded_actions(rows: Sequence[ActionRow]) -> dict[int, str]:
+    """id(actions) -> stored JSON: members with the same outcome share one tuple, encoded once."""
+    encoded: dict[int, str] = {}
+    for r in rows:
+        if id(r.actions) not in encoded:
+            encoded[id(r.actions)] = dumps_storable(list(r.actions))
+    return encoded
+
+
+def _count_rows(writes: Sequence[CountsWrite]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The count rows to store (non-zero) and, outside a full replacement, those to drop (zero)."""
+    dropped: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    for w in writes:
+        for thread_id, c in w.counts.items():
+            if c.notifications or c.highlights:
+                kept.append({"user_id": w.user_id, "room_nid": w.room_nid, "thread_id": thread_id,
+                             "notification_count": c.notifications, "highlight_count": c.highlights})
+            elif not w.replace_all:
+                dropped.append({"u": w.user_id, "r": w.room_nid, "t": thread_id})
+    return kept, dropped
