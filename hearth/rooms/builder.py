@@ -77,8 +77,13 @@ class EventBuilder:
         content: Mapping[str, Any],
         state_key: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        on: Event | None = None,
     ) -> Event:
-        """A signed event on top of the room's forward extremities."""
+        """A signed event on top of the room's forward extremities (or on `on`, not yet stored).
+
+        `on` chains events the persister stores together (`persist_chain`): the
+        room's state must be the same for it as for the room's head.
+        """
         rv = room.room_version
         fields: dict[str, Any] = {
             "room_id": room.room_id,
@@ -100,8 +105,13 @@ class EventBuilder:
             extremities = head.extremities[:MAX_PREV_EVENTS]
             auth = await self._persister.current_state_events(conn, room, wanted)
         auth_events = sorted(auth, key=lambda e: e.state_tuple)
-        prev_events = [x.event_id for x in extremities]
-        fields["depth"] = min(MAX_DEPTH, max((x.depth for x in extremities), default=0) + 1)
+        if on is not None:
+            assert rv.event_format is not EventFormat.V1, "v1 references need the stored event"
+            prev_events = [on.event_id]
+            fields["depth"] = min(MAX_DEPTH, on.depth + 1)
+        else:
+            prev_events = [x.event_id for x in extremities]
+            fields["depth"] = min(MAX_DEPTH, max((x.depth for x in extremities), default=0) + 1)
         if rv.event_format is EventFormat.V1:
             refs = await self._v1_refs(prev_events + [e.event_id for e in auth_events])
             fields["prev_events"] = [[p, refs[p]] for p in prev_events]

@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
 
 from hearth.core.auth import AuthError, auth_types_for_event, check_auth_rules
 from hearth.core.events import Event, StateKey
 from hearth.core.power_levels import PowerLevels
+from hearth.core.room_versions import EventFormat
 from hearth.core.state_res import resolve_state
 from hearth.notifier import Notifier
 from hearth.storage.db import Database, DbConnection
@@ -212,6 +215,80 @@ class EventPersister:
         self._notifier.notify_room_event(room.room_id, stream, member=member)
         for listener in self._listeners:
             listener(stored, state_changed)
+        return stored
+
+    async def can_chain(self, room: RoomInfo) -> bool:
+        """Whether `persist_chain` may take events built on each other from the room's head now.
+
+        PostgreSQL only (one statement for the chain), a room with one forward
+        extremity and current state loaded, and event references by id (v3+).
+        The caller holds the room's lock.
+        """
+        if not self._one_statement or room.room_version.event_format is EventFormat.V1:
+            return False
+        async with self._db.read() as conn:
+            head = await self.head(conn, room)
+        return head.snapshot is not None and len(head.extremities) == 1
+
+    async def check_on_head(self, room: RoomInfo, event: Event) -> None:
+        """The auth rules for an event the room's current state is the state before (EventRejected)."""
+        async with self._db.read() as conn:
+            auth_events = await self.current_state_events(
+                conn, room, auth_types_for_event(event) | {CREATE_KEY}
+            )
+        try:
+            check_auth_rules(event, auth_events)
+        except AuthError as e:
+            raise EventRejected(e.reason) from e
+
+    async def persist_chain(
+        self, room: RoomInfo, chain: Sequence[tuple[Event, TxnRecord | None]]
+    ) -> list[StoredEvent] | None:
+        """Store plain events each built on the one before, the first on the room's one head.
+
+        One statement, and so one round trip, for the whole chain (see
+        `EventsStore.insert_chain`): with many senders queued on one room, the
+        lock is held once for all of them instead of once each. Each event has
+        passed `check_on_head` (state events, relations and redactions do not
+        come here: a chain leaves the room's state as it was). Returns None,
+        having stored nothing, if a transaction id in the chain was already
+        used; the caller then sends the events one by one (the persist path
+        answers those with the earlier event). The caller holds the room's lock.
+        """
+        head = self._heads[room.room_nid]
+        assert head.snapshot is not None and len(head.extremities) == 1
+        snapshot_nid = head.snapshot.snapshot_nid
+        try:
+            with ExitStack() as positions:
+                streams = [positions.enter_context(self._positions.next()) for _ in chain]
+                async with self._db.write() as conn:
+                    nids = await self._events.insert_chain(
+                        conn, [(event, None if txn is None else txn.key) for event, txn in chain],
+                        room_nid=room.room_nid, streams=streams, state_nid=snapshot_nid,
+                        old_head_nid=head.extremities[0].event_nid,
+                    )
+        except IntegrityError:
+            # A transaction id claimed meanwhile, or twice in this chain: nothing was stored.
+            nids = None
+        except BaseException:
+            self._state.forget_cached()
+            self._events.forget_cached()
+            self._heads.pop(room.room_nid, None)
+            raise
+        if nids is None:
+            return None
+        stored = [
+            StoredEvent(event, nids[event.event_id], room.room_nid, stream, snapshot_nid, snapshot_nid,
+                        None, None, False)
+            for (event, _txn), stream in zip(chain, streams, strict=True)
+        ]
+        last = stored[-1]
+        new_head = Extremity(last.event_nid, last.event_id, last.event.depth, snapshot_nid)
+        self._heads[room.room_nid] = RoomHead([new_head], head.snapshot, head.state)
+        for one in stored:
+            self._notifier.notify_room_event(room.room_id, one.stream_ordering or 0, member=None)
+            for listener in self._listeners:
+                listener(one, False)
         return stored
 
     async def _persist_in(

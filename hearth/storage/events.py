@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, Row, bindparam, column, func, insert, select, text, update
+from sqlalchemy import Integer, Row, Text, bindparam, column, func, insert, select, text, update
 
 from hearth.core.canonical_json import encode_canonical_json
 from hearth.core.events import Event
@@ -115,6 +115,57 @@ WITH claim AS (
 )
 SELECT event_nid FROM ev
 """).columns(column("event_nid", Integer)))
+# PostgreSQL, `insert_chain`: events built each on the one before, all in one
+# statement, the rows of each table passed as column arrays. All or nothing:
+# if any transaction id is already taken nothing is written; one claimed
+# meanwhile (or twice in the chain) fails the claim insert, and so the statement.
+_PG_INSERT_CHAIN = prepared(text("""
+WITH fresh AS (
+    SELECT NOT EXISTS (
+        SELECT FROM event_txn_ids t
+        JOIN unnest(CAST(:t_user AS text[]), CAST(:t_device AS text[]), CAST(:t_txn AS text[])) AS k(u, d, x)
+          ON t.user_id = k.u AND t.device_id = k.d AND t.txn_id = k.x
+    ) AS ok
+), claim AS (
+    INSERT INTO event_txn_ids (user_id, device_id, txn_id, event_id, created_ts)
+    SELECT k.* FROM fresh, unnest(CAST(:t_user AS text[]), CAST(:t_device AS text[]), CAST(:t_txn AS text[]),
+                                  CAST(:t_event AS text[]), CAST(:t_ts AS bigint[])) AS k
+    WHERE fresh.ok
+), ev AS (
+    INSERT INTO events (event_id, room_nid, type, sender, depth, origin_server_ts, stream_ordering, json,
+                        state_before_nid, state_after_nid, outlier)
+    SELECT e.id, CAST(:room_nid AS integer), e.type, e.sender, e.depth, e.ts, e.stream, e.json,
+           CAST(:state_nid AS integer), CAST(:state_nid AS integer), false
+    FROM fresh, unnest(CAST(:e_id AS text[]), CAST(:e_type AS text[]), CAST(:e_sender AS text[]),
+                       CAST(:e_depth AS bigint[]), CAST(:e_ts AS bigint[]), CAST(:e_stream AS bigint[]),
+                       CAST(:e_json AS text[])) AS e(id, type, sender, depth, ts, stream, json)
+    WHERE fresh.ok
+    RETURNING event_id, event_nid
+), prevs AS (
+    INSERT INTO event_edges (event_nid, prev_event_id)
+    SELECT ev.event_nid, p.prev FROM ev
+    JOIN unnest(CAST(:p_event AS text[]), CAST(:p_prev AS text[])) AS p(id, prev) ON p.id = ev.event_id
+), auths AS (
+    INSERT INTO event_auth_edges (event_nid, auth_event_id)
+    SELECT ev.event_nid, a.auth FROM ev
+    JOIN unnest(CAST(:u_event AS text[]), CAST(:u_auth AS text[])) AS a(id, auth) ON a.id = ev.event_id
+), search AS (
+    INSERT INTO event_search (event_nid, room_nid, key, value, stream_ordering)
+    SELECT ev.event_nid, CAST(:room_nid AS integer), s.key, s.value, s.stream FROM ev
+    JOIN unnest(CAST(:s_event AS text[]), CAST(:s_key AS text[]), CAST(:s_value AS text[]),
+                CAST(:s_stream AS bigint[])) AS s(id, key, value, stream) ON s.id = ev.event_id
+), head AS (
+    UPDATE forward_extremities SET event_nid = ev.event_nid FROM ev
+    WHERE ev.event_id = CAST(:last AS text) AND forward_extremities.room_nid = CAST(:room_nid AS integer)
+      AND forward_extremities.event_nid = CAST(:old_head AS integer)
+    RETURNING 1
+), new_head AS (
+    INSERT INTO forward_extremities (room_nid, event_nid)
+    SELECT CAST(:room_nid AS integer), ev.event_nid FROM ev
+    WHERE ev.event_id = CAST(:last AS text) AND NOT EXISTS (SELECT FROM head)
+)
+SELECT event_id, event_nid FROM ev
+""").columns(column("event_id", Text), column("event_nid", Integer)))
 
 
 def relation_of(event: Event) -> tuple[str, str, str | None] | None:
@@ -279,6 +330,51 @@ class EventsStore:
         if nid is not None:
             self._parsed[nid] = event
         return nid
+
+    async def insert_chain(
+        self,
+        conn: DbConnection,
+        chain: Sequence[tuple[Event, tuple[str, str, str] | None]],
+        *,
+        room_nid: int,
+        streams: Sequence[int],
+        state_nid: int,
+        old_head_nid: int,
+    ) -> dict[str, int] | None:
+        """PostgreSQL: `insert_on_head` for events each built on the one before, in one statement.
+
+        `chain` pairs each event with its (user, device, txn id) claim; the
+        first event's prev is the room's head `old_head_nid`, the last becomes
+        the head. Returns event id -> nid, or None (nothing written) if a
+        transaction id was already used. Run as the whole of its transaction.
+        """
+        events_ = [event for event, _ in chain]
+        claims = [(txn, event.event_id, event.origin_server_ts) for event, txn in chain if txn is not None]
+        prevs = [(e.event_id, p) for e in events_ for p in dict.fromkeys(e.prev_event_ids)]
+        auths = [(e.event_id, a) for e in events_ for a in dict.fromkeys(e.auth_event_ids)]
+        texts = [(e.event_id, found, stream) for e, stream in zip(events_, streams, strict=True)
+                 if (found := indexed_text(e)) is not None]
+        rows = (await conn.execute(_PG_INSERT_CHAIN, {
+            "t_user": [c[0][0] for c in claims], "t_device": [c[0][1] for c in claims],
+            "t_txn": [c[0][2] for c in claims], "t_event": [c[1] for c in claims],
+            "t_ts": [c[2] for c in claims],
+            "room_nid": room_nid, "state_nid": state_nid,
+            "e_id": [e.event_id for e in events_], "e_type": [e.type for e in events_],
+            "e_sender": [e.sender for e in events_], "e_depth": [e.depth for e in events_],
+            "e_ts": [e.origin_server_ts for e in events_], "e_stream": list(streams),
+            "e_json": [encode_canonical_json(e.pdu).decode() for e in events_],
+            "p_event": [p[0] for p in prevs], "p_prev": [p[1] for p in prevs],
+            "u_event": [a[0] for a in auths], "u_auth": [a[1] for a in auths],
+            "s_event": [t[0] for t in texts], "s_key": [t[1][0] for t in texts],
+            "s_value": [t[1][1] for t in texts], "s_stream": [t[2] for t in texts],
+            "last": events_[-1].event_id, "old_head": old_head_nid,
+        }, alone=True)).all()
+        if not rows:
+            return None
+        nids = {event_id: nid for event_id, nid in rows}
+        for event in events_:
+            self._parsed[nids[event.event_id]] = event
+        return nids
 
     async def set_state_after(self, conn: DbConnection, event_nid: int, snapshot_nid: int) -> None:
         await conn.execute(_SET_STATE_AFTER, {"nid": event_nid, "after": snapshot_nid})

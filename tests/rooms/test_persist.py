@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -231,3 +232,66 @@ async def test_event_on_unknown_prev_is_rejected(hs: Homeserver) -> None:
     async with hs.persister.locked(room_id):
         with pytest.raises(EventRejected):
             await hs.persister.persist(room, forged)
+
+
+async def _queued_sends(hs: Homeserver, room_id: str, sends: list[tuple[str, str, TxnRecord | None]]
+                        ) -> list[str | BaseException]:
+    """Queue `sends` (sender, body, txn) while the room's lock is held, so one holder sends them together."""
+    async with hs.persister.locked(room_id):
+        tasks = [
+            asyncio.create_task(hs.room_sender.send(room_id, sender, "m.room.message",
+                                                    {"msgtype": "m.text", "body": body}, txn=txn))
+            for sender, body, txn in sends
+        ]
+        for _ in range(500):
+            if len(hs.room_sender._queued.get(room_id, [])) == len(sends):
+                break
+            await asyncio.sleep(0.01)
+    return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+
+async def test_sends_queued_on_one_room_chain_in_order(hs: Homeserver) -> None:
+    """Queued sends (one statement on PostgreSQL) each sit on the one before, with their rows."""
+    room_id = await make_room(hs)
+    await hs.room_sender.send(room_id, BOB, "m.room.member", {"membership": "join"}, state_key=BOB)
+    head = await hs.room_sender.send(room_id, ALICE, "m.room.message", {"body": "before"})
+    sends = [(ALICE if i % 2 else BOB, f"queued {i}", TxnRecord(ALICE if i % 2 else BOB, "D", f"q{i}"))
+             for i in range(6)]
+    ids = await _queued_sends(hs, room_id, sends)
+    assert all(isinstance(i, str) for i in ids) and len(set(ids)) == 6
+    async with hs.db.read() as conn:
+        stored = await hs.event_store.by_ids(conn, [str(i) for i in ids])
+    previous = head
+    for event_id, (sender, body, txn) in zip(ids, sends, strict=True):
+        assert isinstance(event_id, str) and txn is not None
+        event = stored[event_id].event
+        assert (event.sender, event.content["body"]) == (sender, body)
+        rows = await _rows_of(hs, event_id)
+        assert rows["prevs"] == [previous] and rows["auths"] == sorted(event.auth_event_ids)
+        assert rows["text"] == [("content.body", body)] and rows["txns"] == [txn.txn_id]
+        previous = event_id
+    assert (await _rows_of(hs, previous))["heads"] is True
+    streams = [stored[str(i)].stream_ordering for i in ids]
+    assert streams == sorted(streams)  # type: ignore[type-var]
+
+
+async def test_queued_sends_keep_txn_ids_and_refusals_apart(hs: Homeserver) -> None:
+    """A repeated txn id (earlier or in the same queue) answers with its event; a refused send fails alone."""
+    room_id = await make_room(hs)
+    earlier = await hs.room_sender.send(room_id, ALICE, "m.room.message", {"body": "once"},
+                                        txn=TxnRecord(ALICE, "D", "t0"))
+    twice = TxnRecord(ALICE, "D", "t1")
+    ids = await _queued_sends(hs, room_id, [
+        (ALICE, "a", None), (ALICE, "b", twice), (BOB, "not a member", None), (ALICE, "b again", twice),
+        (ALICE, "once", TxnRecord(ALICE, "D", "t0")), (ALICE, "c", None),
+    ])
+    a, b, refused, b_again, once, c = ids
+    assert isinstance(refused, MatrixError) and refused.errcode == "M_FORBIDDEN"
+    assert b_again == b and once == earlier
+    assert len({a, b, c, earlier}) == 4
+    async with hs.db.read() as conn:
+        bodies = (await conn.execute(
+            select(func.count()).select_from(events_table).where(events_table.c.type == "m.room.message")
+        )).scalar_one()
+    assert bodies == 4  # once, a, b, c
+    assert (await _rows_of(hs, str(c)))["heads"] is True
