@@ -7,6 +7,15 @@ the first event instead of sending a second one, and a first send pays one
 statement for both the check and the record. A send answers once the event
 is settled (its push actions and counts computed: `EventPersister.settle`),
 outside the room's lock.
+
+Plain events (no state key, no relation, not a redaction: most of what
+clients send) queue per room, and whoever takes the room's lock sends every
+one queued so far. On PostgreSQL several of them become one chain, each
+built on the one before and all stored by one statement
+(`EventPersister.persist_chain`): when many members send into one room, its
+lock is held once per batch instead of once per event, and each hold of the
+lock costs at least one round trip. Anything the chain cannot take (a
+refused event, a repeated txn id) is sent on its own afterwards, the usual way.
 """
 
 from __future__ import annotations

@@ -415,7 +415,8 @@ event_push_actions = Table(
     "event_push_actions",
     metadata,
     Column("user_id", Text, primary_key=True),
-    Column("event_nid", Integer, ForeignKey("events.event_nid", ondelete="CASCADE"), primary_key=True),
+    # No foreign key to events: see migration 0011.
+    Column("event_nid", Integer, primary_key=True),
     Column("room_nid", Integer, nullable=False),
     Column("stream_ordering", BigInteger, nullable=False),
     Column("thread_id", Text, nullable=False),
