@@ -19,7 +19,7 @@ Writes to one room are serialised by a per-room lock that callers hold while
 they also read the room to build an event (`locked`). Different rooms proceed
 concurrently. Every round trip made under the lock is time the room's other
 senders wait, so on PostgreSQL the common case (a plain event on the room's
-one head) is one statement (`EventsStore.insert_chain`).
+one head) is one statement (`EventsStore.insert_on_head`).
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ class EventPersister:
                     nids = await self._events.insert_chain(
                         conn, [(event, None if txn is None else txn.key) for event, txn in chain],
                         room_nid=room.room_nid, streams=streams, state_nid=snapshot_nid,
-                        old_head_nid=head.extremities[0].event_nid, alone=True,
+                        old_head_nid=head.extremities[0].event_nid,
                     )
         except IntegrityError:
             # A transaction id claimed meanwhile, or twice in this chain: nothing was stored.
@@ -325,9 +325,9 @@ class EventPersister:
             self._one_statement and before_nid is not None and len(replaced) == 1
             and not event.is_state() and relation_of(event) is None
         ):
-            inserted = await self._events.insert_chain(
-                conn, [(event, None if txn is None else txn.key)], room_nid=room.room_nid, streams=[stream],
-                state_nid=before_nid, old_head_nid=replaced[0],
+            inserted = await self._events.insert_on_head(
+                conn, event, room_nid=room.room_nid, stream_ordering=stream, state_nid=before_nid,
+                old_head_nid=replaced[0], txn=None if txn is None else txn.key,
                 # Nothing below writes for it unless state moves, forks merge or it redacts.
                 alone=is_current and not remaining and event.type != "m.room.redaction",
             )
@@ -336,7 +336,7 @@ class EventPersister:
                 earlier = await self._rooms.event_for_txn(conn, txn.key)
                 assert earlier is not None
                 raise DuplicateTxn(earlier)
-            event_nid = inserted[event.event_id]
+            event_nid = inserted
         else:
             if txn is not None:
                 earlier = await self._rooms.claim_txn(conn, txn.key, event.event_id, event.origin_server_ts)

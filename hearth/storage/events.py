@@ -72,11 +72,52 @@ _INSERT_AUTH_EDGE = prepared(insert(event_auth_edges))
 _SET_STATE_AFTER = prepared(
     update(events).where(events.c.event_nid == bindparam("nid")).values(state_after_nid=bindparam("after"))
 )
-# PostgreSQL, `insert_chain`: every write of plain timeline events, each built
-# on the one before, in one statement, the rows of each table passed as column
-# arrays; everything else hangs off the event rows. Foreign keys are checked
-# at the end of the statement, when the event rows exist. All or nothing: if
-# any transaction id is already taken nothing is written; one claimed
+# PostgreSQL, `insert_on_head`: every write of a plain timeline event in one
+# statement. The event goes in only if the client transaction id is new (or
+# none is given); everything else hangs off the event row, so a repeated id
+# writes nothing and returns no row. Foreign keys are checked at the end of
+# the statement, when the event row exists.
+_PG_INSERT_ON_HEAD = prepared(text("""
+WITH claim AS (
+    INSERT INTO event_txn_ids (user_id, device_id, txn_id, event_id, created_ts)
+    SELECT CAST(:txn_user AS text), CAST(:txn_device AS text), CAST(:txn_id AS text),
+           CAST(:event_id AS text), CAST(:ts AS bigint)
+    WHERE CAST(:txn_id AS text) IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), ev AS (
+    INSERT INTO events (event_id, room_nid, type, sender, depth, origin_server_ts, stream_ordering, json,
+                        state_before_nid, state_after_nid, outlier)
+    SELECT CAST(:event_id AS text), CAST(:room_nid AS integer), CAST(:type AS text), CAST(:sender AS text),
+           CAST(:depth AS bigint), CAST(:ts AS bigint), CAST(:stream AS bigint), CAST(:json AS text),
+           CAST(:state_nid AS integer), CAST(:state_nid AS integer), false
+    WHERE CAST(:txn_id AS text) IS NULL OR EXISTS (SELECT FROM claim)
+    RETURNING event_nid
+), prevs AS (
+    INSERT INTO event_edges (event_nid, prev_event_id)
+    SELECT ev.event_nid, p FROM ev, unnest(CAST(:prevs AS text[])) AS p
+), auths AS (
+    INSERT INTO event_auth_edges (event_nid, auth_event_id)
+    SELECT ev.event_nid, a FROM ev, unnest(CAST(:auths AS text[])) AS a
+), search AS (
+    INSERT INTO event_search (event_nid, room_nid, key, value, stream_ordering)
+    SELECT ev.event_nid, CAST(:room_nid AS integer), CAST(:search_key AS text), CAST(:search_text AS text),
+           CAST(:stream AS bigint)
+    FROM ev WHERE CAST(:search_key AS text) IS NOT NULL
+), head AS (
+    UPDATE forward_extremities SET event_nid = ev.event_nid FROM ev
+    WHERE forward_extremities.room_nid = CAST(:room_nid AS integer)
+      AND forward_extremities.event_nid = CAST(:old_head AS integer)
+    RETURNING 1
+), new_head AS (
+    INSERT INTO forward_extremities (room_nid, event_nid)
+    SELECT CAST(:room_nid AS integer), ev.event_nid FROM ev WHERE NOT EXISTS (SELECT FROM head)
+)
+SELECT event_nid FROM ev
+""").columns(column("event_nid", Integer)))
+# PostgreSQL, `insert_chain`: events built each on the one before, all in one
+# statement, the rows of each table passed as column arrays. All or nothing:
+# if any transaction id is already taken nothing is written; one claimed
 # meanwhile (or twice in the chain) fails the claim insert, and so the statement.
 _PG_INSERT_CHAIN = prepared(text("""
 WITH fresh AS (
@@ -252,6 +293,44 @@ class EventsStore:
         self._parsed[nid] = event
         return nid
 
+    async def insert_on_head(
+        self,
+        conn: DbConnection,
+        event: Event,
+        *,
+        room_nid: int,
+        stream_ordering: int,
+        state_nid: int,
+        old_head_nid: int,
+        txn: tuple[str, str, str] | None,
+        alone: bool = False,
+    ) -> int | None:
+        """PostgreSQL: store a plain event that replaces the room's one head, in one round trip.
+
+        The same writes as `RoomsStore.claim_txn`, `insert` and
+        `RoomsStore.replace_extremities` for an accepted timeline event with no
+        state key and no relation (the common message), which would be six
+        statements. `txn` is (user, device, txn id) to claim; returns None,
+        having written nothing, if that id already sent an event. `alone`: the
+        caller writes nothing else in this transaction (see `DbConnection.execute`).
+        """
+        assert not event.is_state() and relation_of(event) is None
+        search = indexed_text(event)
+        txn_user, txn_device, txn_id = txn if txn is not None else (None, None, None)
+        nid: int | None = (await conn.execute(_PG_INSERT_ON_HEAD, {
+            "txn_user": txn_user, "txn_device": txn_device, "txn_id": txn_id,
+            "event_id": event.event_id, "room_nid": room_nid, "type": event.type, "sender": event.sender,
+            "depth": event.depth, "ts": event.origin_server_ts, "stream": stream_ordering,
+            "json": encode_canonical_json(event.pdu).decode(), "state_nid": state_nid,
+            "prevs": list(dict.fromkeys(event.prev_event_ids)),
+            "auths": list(dict.fromkeys(event.auth_event_ids)),
+            "search_key": search[0] if search else None, "search_text": search[1] if search else None,
+            "old_head": old_head_nid,
+        }, alone=alone)).scalar_one_or_none()
+        if nid is not None:
+            self._parsed[nid] = event
+        return nid
+
     async def insert_chain(
         self,
         conn: DbConnection,
@@ -261,19 +340,13 @@ class EventsStore:
         streams: Sequence[int],
         state_nid: int,
         old_head_nid: int,
-        alone: bool = False,
     ) -> dict[str, int] | None:
-        """PostgreSQL: store plain events each built on the one before, in one round trip.
+        """PostgreSQL: `insert_on_head` for events each built on the one before, in one statement.
 
-        The same writes as `RoomsStore.claim_txn`, `insert` and
-        `RoomsStore.replace_extremities` for accepted timeline events with no
-        state key and no relation (the common message), which would be six
-        statements per event. `chain` pairs each event with its (user, device,
-        txn id) claim; the first event's prev is the room's one head
-        `old_head_nid`, and the last event replaces it. Returns event id ->
-        nid, or None, having written nothing, if a transaction id was already
-        used. `alone`: the caller writes nothing else in this transaction
-        (see `DbConnection.execute`).
+        `chain` pairs each event with its (user, device, txn id) claim; the
+        first event's prev is the room's head `old_head_nid`, the last becomes
+        the head. Returns event id -> nid, or None (nothing written) if a
+        transaction id was already used. Run as the whole of its transaction.
         """
         events_ = [event for event, _ in chain]
         claims = [(txn, event.event_id, event.origin_server_ts) for event, txn in chain if txn is not None]
@@ -295,7 +368,7 @@ class EventsStore:
             "s_event": [t[0] for t in texts], "s_key": [t[1][0] for t in texts],
             "s_value": [t[1][1] for t in texts], "s_stream": [t[2] for t in texts],
             "last": events_[-1].event_id, "old_head": old_head_nid,
-        }, alone=alone)).all()
+        }, alone=True)).all()
         if not rows:
             return None
         nids = {event_id: nid for event_id, nid in rows}
