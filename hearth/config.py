@@ -241,6 +241,8 @@ media_store_path: {q(str(data / 'media'))}
 database:
   # sqlite:///absolute/path.db (embedded) or postgresql://user:password@host:port/dbname
   url: {q(db_url)}
+  # Connections kept open once opened: at least the requests served at once.
+  # pool_size: 25
 
 # One entry per socket. resources: client, federation, media, admin, metrics.
 # Add `tls: {{certificate_path: ..., private_key_path: ...}}` to serve HTTPS.

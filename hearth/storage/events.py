@@ -121,10 +121,14 @@ SELECT event_nid FROM ev
 # meanwhile (or twice in the chain) fails the claim insert, and so the statement.
 _PG_INSERT_CHAIN = prepared(text("""
 WITH fresh AS (
+    -- One key lookup per claim (LATERAL ... LIMIT 1): a join here may be
+    -- planned as a scan of the whole table.
     SELECT NOT EXISTS (
-        SELECT FROM event_txn_ids t
-        JOIN unnest(CAST(:t_user AS text[]), CAST(:t_device AS text[]), CAST(:t_txn AS text[])) AS k(u, d, x)
-          ON t.user_id = k.u AND t.device_id = k.d AND t.txn_id = k.x
+        SELECT FROM unnest(CAST(:t_user AS text[]), CAST(:t_device AS text[]), CAST(:t_txn AS text[]))
+            AS k(u, d, x)
+        CROSS JOIN LATERAL (
+            SELECT FROM event_txn_ids t WHERE t.user_id = k.u AND t.device_id = k.d AND t.txn_id = k.x LIMIT 1
+        ) AS taken
     ) AS ok
 ), claim AS (
     INSERT INTO event_txn_ids (user_id, device_id, txn_id, event_id, created_ts)
