@@ -217,12 +217,20 @@ class EventPersister:
             listener(stored, state_changed)
         return stored
 
-    async def can_chain(self, room: RoomInfo) -> bool:
+    @property
+    def chains(self) -> bool:
+        """Whether this database stores chains (`persist_chain`): PostgreSQL, one statement for all.
+
+        On SQLite statements are not round trips, so a chain would save nothing.
+        """
+        return self._one_statement
+
+    async def can_chain_now(self, room: RoomInfo) -> bool:
         """Whether `persist_chain` may take events built on each other from the room's head now.
 
-        PostgreSQL only (one statement for the chain), a room with one forward
-        extremity and current state loaded, and event references by id (v3+).
-        The caller holds the room's lock.
+        A room with one forward extremity and current state loaded, and event
+        references by id (v3+), where this database `chains`. The caller holds
+        the room's lock.
         """
         if not self._one_statement or room.room_version.event_format is EventFormat.V1:
             return False

@@ -8,9 +8,9 @@ statement for both the check and the record. A send answers once the event
 is settled (its push actions and counts computed: `EventPersister.settle`),
 outside the room's lock.
 
-Plain events (no state key, no relation, not a redaction: most of what
-clients send) queue per room, and whoever takes the room's lock sends every
-one queued so far. On PostgreSQL several of them become one chain, each
+On PostgreSQL, plain events (no state key, no relation, not a redaction:
+most of what clients send) queue per room, and whoever takes the room's lock
+sends every one queued so far: several of them become one chain, each
 built on the one before and all stored by one statement
 (`EventPersister.persist_chain`): when many members send into one room, its
 lock is held once per batch instead of once per event, and each hold of the
@@ -95,8 +95,8 @@ class RoomSender:
             await check(room_id, content)
         if self._relation_check is not None and state_key is None and "m.relates_to" in content:
             await self._relation_check(room_id, sender, event_type, content)
-        if state_key is None and extra is None and event_type != "m.room.redaction" and (
-            "m.relates_to" not in content
+        if self._persister.chains and state_key is None and extra is None and (
+            event_type != "m.room.redaction" and "m.relates_to" not in content
         ):
             return await self._send_queued(room, _Queued(sender, event_type, content, txn))
         async with self._persister.locked(room_id):
@@ -136,7 +136,7 @@ class RoomSender:
             return  # an earlier holder of the lock sent them
         chain: list[tuple[_Queued, Event]] = []
         alone = queued
-        if len(queued) > 1 and await self._persister.can_chain(room):
+        if len(queued) > 1 and await self._persister.can_chain_now(room):
             alone = []
             previous: Event | None = None
             for one in queued:

@@ -347,6 +347,10 @@ class EventsStore:
     ) -> dict[str, int] | None:
         """PostgreSQL: `insert_on_head` for events each built on the one before, in one statement.
 
+        (A single event keeps `insert_on_head`: its statement cost PostgreSQL
+        about half as much per send as a chain of one, measured in the rooms
+        benchmark.)
+
         `chain` pairs each event with its (user, device, txn id) claim; the
         first event's prev is the room's head `old_head_nid`, the last becomes
         the head. Returns event id -> nid, or None (nothing written) if a
